@@ -1,0 +1,9 @@
+/* Placeholder until the subcommand lands; see the issue tracker. */
+#include "cli/cli.h"
+#include "lib/log.h"
+
+int cmd_img(int argc, char **argv)
+{
+	log_err("'xvm img' is not available in this build yet");
+	return 1;
+}
