@@ -50,13 +50,15 @@
 #define PORT_COM1          0x3F8
 #define PORT_COM2          0x2F8
 #define PORT_PCI_CONFIG    0xCF8
-#define PORT_RESET_CF9     0xCF9
+#define PORT_RESET_CF9     0xCF9 /* FADT reset register: write ACPI_RESET_VALUE */
+#define ACPI_RESET_VALUE   0x06
 #define PORT_ACPI_PM_BASE  0x600 /* PM1a_EVT 0x600, PM1a_CNT 0x604, PM_TMR 0x608 */
 #define PORT_ACPI_PM1_EVT  0x600
 #define PORT_ACPI_PM1_CNT  0x604
 #define PORT_ACPI_PM_TMR   0x608
-#define PORT_ACPI_RESET    0x60C /* FADT reset register, value 0x0E... see acpi.c */
 #define PORT_ACPI_GPE0     0x620
+#define ACPI_SLP_TYP_S5    5     /* DSDT _S5 value; PM1a_CNT SLP_TYP field */
+#define ACPI_SLP_EN        (1 << 13)
 
 /* Legacy IRQs (GSI numbers on the IOAPIC; ISA IRQ n = GSI n except 0 -> 2). */
 #define IRQ_PIT            0
@@ -67,6 +69,13 @@
 #define IRQ_ACPI_SCI       9
 #define IRQ_I8042_AUX      12
 #define IOAPIC_PINS        24
-/* PCI INTx: GSIs 16-23 (level, active low). virtio-mmio devices: GSI 5,6,7,10,11... */
+/* PCI INTx: device slot s, pin p (0=INTA) -> GSI 16 + ((s + p) & 3), level,
+ * active low, as the DSDT _PRT says. */
+#define PCI_INTX_GSI_BASE  16
+/* virtio-mmio slot n uses GSI VIRTIO_MMIO_GSI_BASE + n (edge, active high). */
+#define VIRTIO_MMIO_GSI_BASE 5
+#define VIRTIO_MMIO_GSI_MAX  7 /* slots 0..2 on GSIs 5,6,7 */
+/* Guest TSC frequency advertised in CPUID (0x15/0x16, hypervisor leaves). */
+#define GUEST_TSC_KHZ      2000000
 
 #endif
