@@ -1,4 +1,7 @@
 #include "machine/machine.h"
+#include "lib/util.h"
+
+#include <stdlib.h>
 
 void machine_request_stop(struct machine *m, enum vm_run_state why, int exit_code)
 {
@@ -13,4 +16,29 @@ void machine_request_stop(struct machine *m, enum vm_run_state why, int exit_cod
 	for (unsigned i = 0; i < m->ncpus; i++)
 		if (m->accel && m->accel->vcpu_kick && m->vcpus[i].accel)
 			m->accel->vcpu_kick(&m->vcpus[i]);
+}
+
+struct machine_hook {
+	void (*fn)(void *opaque);
+	void *opaque;
+	struct machine_hook *next;
+};
+
+void machine_on_teardown(struct machine *m, void (*fn)(void *opaque), void *opaque)
+{
+	struct machine_hook *h = xmalloc(sizeof(*h));
+	h->fn = fn;
+	h->opaque = opaque;
+	h->next = m->teardown_hooks; /* LIFO: last registered runs first */
+	m->teardown_hooks = h;
+}
+
+void machine_run_teardown(struct machine *m)
+{
+	while (m->teardown_hooks) {
+		struct machine_hook *h = m->teardown_hooks;
+		m->teardown_hooks = h->next;
+		h->fn(h->opaque);
+		free(h);
+	}
 }

@@ -85,7 +85,20 @@ struct machine {
 
 	int run_state;                    /* enum vm_run_state, atomic */
 	int exit_code;
+
+	/* A guest reset rebuilds the whole machine from cfg (vmm/vm.c):
+	 * generation counts the rebuilds (0 on first boot), so a back end
+	 * can tell a first boot from a reboot (e.g. not truncate a log). */
+	unsigned generation;
+	struct machine_hook *teardown_hooks;
 };
+
+/* Registers fn(opaque) to run when the machine is torn down: after every
+ * vCPU has stopped, while the event loop still runs, in reverse order of
+ * registration. Devices free their state here. */
+void machine_on_teardown(struct machine *m, void (*fn)(void *opaque), void *opaque);
+/* Runs and forgets the teardown hooks (vmm/vm.c). */
+void machine_run_teardown(struct machine *m);
 
 /* Requests that all vCPUs stop with this state (first request wins,
  * except that an error overrides a reset). Thread-safe. */
