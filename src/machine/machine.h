@@ -39,6 +39,7 @@ struct vm_config {
 	const char *kernel;
 	const char *initrd[MAX_INITRDS];
 	unsigned n_initrd;
+	char *initrd_list;          /* owns the initrd[] strings (cli/run.c) */
 	const char *append;
 	enum console_mode console;
 	const char *console_path;   /* for CONSOLE_FILE */
@@ -50,6 +51,7 @@ struct vm_config {
 	struct net_config nets[MAX_NETS];
 	unsigned n_nets;
 	bool rng;
+	bool verbose;               /* debug log */
 };
 
 enum vm_run_state {
