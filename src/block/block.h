@@ -19,7 +19,10 @@ enum {
 	BLOCK_OPEN_DIRECT     = 1 << 2, /* O_DIRECT where the host allows */
 };
 
-/* Block status flags for a range. */
+/* Block status flags for a range. A raw hole or a qcow2 cluster that is
+ * unallocated with no backing file reads as ZERO without ALLOCATED; an
+ * unallocated qcow2 range over a backing file reports the backing's DATA/ZERO
+ * bits, never ALLOCATED; a qcow2 zero cluster is ZERO|ALLOCATED. */
 enum {
 	BLOCK_STATUS_DATA      = 1 << 0, /* reads return stored data */
 	BLOCK_STATUS_ZERO      = 1 << 1, /* reads return zeros */
