@@ -13,6 +13,7 @@
 #include "machine/x86.h"
 
 struct loop;
+struct pci_bus;
 
 #define MAX_VCPUS      64
 #define MAX_INITRDS    16
@@ -26,6 +27,7 @@ struct disk_config {
 	char *format;   /* NULL = probe */
 	bool readonly;
 	char *serial;
+	char *transport; /* virtio transport: NULL/"pci" or "mmio" */
 };
 
 struct net_config {
@@ -84,6 +86,9 @@ struct machine {
 
 	/* Emulated platform (engines without an in-kernel irqchip). */
 	void *ioapic, *pic, *pit;
+
+	struct pci_bus *pci;              /* hw/pci.c: bus 0 (pci_init) */
+	void *virtio;                     /* hw/virtio: devices and mmio slots */
 
 	int run_state;                    /* enum vm_run_state, atomic */
 	int exit_code;
