@@ -46,7 +46,7 @@ void run_usage(void)
 "  --no-reboot           exit with status 0 when the guest resets instead of\n"
 "                        restarting it\n"
 "  --name NAME           name of the VM (logs, control API)\n"
-"  --disk path=FILE[,format=raw|qcow2][,readonly=on][,serial=ID]\n"
+"  --disk path=FILE[,format=raw|qcow2][,readonly=on][,serial=ID][,transport=pci|mmio]\n"
 "                        virtio block device (repeatable, up to %d)\n"
 "  --net SPEC            virtio network device, e.g. user or tap=IFNAME\n"
 "                        (repeatable, up to %d)\n"
@@ -123,10 +123,17 @@ static int parse_disk(struct vm_config *cfg, const char *spec, char *err, size_t
 				}
 			free(d.serial);
 			d.serial = xstrdup(val);
+		} else if (opt_key(item, "transport", &val)) {
+			if (!val || (strcmp(val, "pci") && strcmp(val, "mmio"))) {
+				fail(err, len, "--disk %s: transport must be pci or mmio", spec);
+				goto out;
+			}
+			free(d.transport);
+			d.transport = xstrdup(val);
 		} else if (!strchr(item, '=') && !d.path && item == copy) {
 			d.path = xstrdup(item); /* --disk FILE,... */
 		} else {
-			fail(err, len, "--disk %s: unknown key '%s' (path, format, readonly, serial)",
+			fail(err, len, "--disk %s: unknown key '%s' (path, format, readonly, serial, transport)",
 			     spec, item);
 			goto out;
 		}
@@ -142,6 +149,7 @@ out:
 		free(d.path);
 		free(d.format);
 		free(d.serial);
+		free(d.transport);
 	}
 	free(copy);
 	return r;
@@ -408,6 +416,7 @@ void run_config_free(struct vm_config *cfg)
 		free(cfg->disks[i].path);
 		free(cfg->disks[i].format);
 		free(cfg->disks[i].serial);
+		free(cfg->disks[i].transport);
 	}
 	for (unsigned i = 0; i < cfg->n_nets; i++)
 		free(cfg->nets[i].spec);

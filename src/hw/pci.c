@@ -439,6 +439,13 @@ const struct io_ops pci_cf8_ops = { cf8_read, cf8_write };
 const struct io_ops pci_cfc_ops = { cfc_read, cfc_write };
 const struct io_ops pci_ecam_ops = { ecam_read, ecam_write };
 
+static void pci_teardown(void *opaque)
+{
+	struct machine *m = opaque;
+	pci_bus_free(m->pci);
+	m->pci = NULL;
+}
+
 struct pci_bus *pci_init(struct machine *m)
 {
 	struct pci_bus *bus = pci_bus_new(m, m->pio, m->mmio);
@@ -451,5 +458,6 @@ struct pci_bus *pci_init(struct machine *m)
 		return NULL;
 	}
 	m->pci = bus;
+	machine_on_teardown(m, pci_teardown, m);
 	return bus;
 }

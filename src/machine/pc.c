@@ -5,6 +5,8 @@
  * UART that drives it, the PCI host before PCI devices. */
 #include "machine/pc.h"
 #include "hw/io.h"
+#include "hw/pci.h"
+#include "hw/virtio/devices.h"
 #include "lib/log.h"
 #include "machine/layout.h"
 #include "machine/machine.h"
@@ -50,6 +52,10 @@ static int post_port_init(struct machine *m)
 int pc_create_devices(struct machine *m)
 {
 	if (post_port_init(m) < 0)
+		return -1;
+	if (!pci_init(m))
+		return -1;
+	if (virtio_create_devices(m) < 0)
 		return -1;
 	return 0;
 }

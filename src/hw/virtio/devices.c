@@ -24,6 +24,7 @@ struct board_dev {
 	struct virtio_dev *v;
 	struct blockdev *bd;
 	struct net_backend *net;
+	struct virtio_pci *vp;     /* when on PCI */
 };
 
 struct virtio_board {
@@ -34,10 +35,17 @@ struct virtio_board {
 	unsigned n_devs;
 };
 
+static void board_teardown(void *opaque)
+{
+	virtio_destroy_devices(opaque);
+}
+
 static struct virtio_board *board(struct machine *m)
 {
-	if (!m->virtio)
+	if (!m->virtio) {
 		m->virtio = xcalloc(1, sizeof(struct virtio_board));
+		machine_on_teardown(m, board_teardown, m);
+	}
 	return m->virtio;
 }
 
@@ -79,9 +87,12 @@ int virtio_mmio_cmdline(struct machine *m, char *buf, size_t len)
 	return 0;
 }
 
-/* Attaches v to the transport named by `transport` (NULL = PCI). */
+/* Attaches the last added device to the transport named by `transport`
+ * (NULL = PCI). */
 static int attach(struct machine *m, struct virtio_dev *v, const char *transport)
 {
+	struct virtio_board *b = board(m);
+	struct board_dev *d = &b->devs[b->n_devs - 1];
 	if (transport && !strcmp(transport, "mmio"))
 		return virtio_mmio_create(m, v) ? 0 : -1;
 	if (transport && strcmp(transport, "pci")) {
@@ -92,14 +103,15 @@ static int attach(struct machine *m, struct virtio_dev *v, const char *transport
 		log_err("%s: no PCI bus on this machine", v->name);
 		return -1;
 	}
-	return virtio_pci_create(m->pci, v) ? 0 : -1;
+	d->vp = virtio_pci_create(m->pci, v);
+	return d->vp ? 0 : -1;
 }
 
 static void add_dev(struct machine *m, enum vdev_kind kind, struct virtio_dev *v,
 		    struct blockdev *bd, struct net_backend *net)
 {
 	struct virtio_board *b = board(m);
-	b->devs[b->n_devs++] = (struct board_dev){ kind, v, bd, net };
+	b->devs[b->n_devs++] = (struct board_dev){ kind, v, bd, net, NULL };
 }
 
 static int create_disk(struct machine *m, const struct disk_config *dc)
@@ -165,6 +177,10 @@ void virtio_destroy_devices(struct machine *m)
 		return;
 	for (unsigned i = 0; i < b->n_devs; i++) {
 		struct board_dev *d = &b->devs[i];
+		if (d->vp) {
+			pci_device_remove(&d->vp->pci);
+			free(d->vp);
+		}
 		switch (d->kind) {
 		case KIND_BLK:
 			virtio_blk_free(d->v);
