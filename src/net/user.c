@@ -44,6 +44,12 @@ struct user_net {
 	unsigned txq_len;
 	bool txq_scheduled;
 
+	/* Serialises the loop thread's work with close(): every entry point
+	 * on the loop takes it and does nothing once closed is set. */
+	pthread_mutex_t lock;
+	bool closed, close_done;
+	unsigned calls_pending;   /* loop_call'ed functions not yet run */
+
 	/* Loop thread only. */
 	struct pollfd *pfds;
 	unsigned npfds, pfds_cap;
@@ -60,7 +66,6 @@ struct user_timer {
 	void *cb_opaque;
 };
 
-static void cycle(void *opaque);
 
 /* ---- slirp callbacks (loop thread) ---- */
 
@@ -84,11 +89,18 @@ static int64_t cb_clock_get_ns(void *opaque)
 	return (int64_t)clock_ns();
 }
 
+static void cycle_locked(struct user_net *u);
+
 static void user_timer_fired(void *opaque)
 {
 	struct user_timer *t = opaque;
-	slirp_handle_timer(t->u->slirp, t->id, t->cb_opaque);
-	cycle(t->u);
+	struct user_net *u = t->u;
+	pthread_mutex_lock(&u->lock);
+	if (!u->closed) {
+		slirp_handle_timer(u->slirp, t->id, t->cb_opaque);
+		cycle_locked(u);
+	}
+	pthread_mutex_unlock(&u->lock);
 }
 
 static void *cb_timer_new_opaque(SlirpTimerId id, void *cb_opaque, void *opaque)
@@ -138,17 +150,49 @@ static void cb_unregister_poll_fd(int fd, void *opaque)
 	forget_fd(opaque, fd);
 }
 
+static void call_on_loop(struct user_net *u, loop_fn fn)
+{
+	u->calls_pending++;
+	loop_call(u->loop, fn, u);
+}
+
+/* Entry of every loop_call'ed function: false (and maybe frees u) once
+ * the backend is closed. Takes the lock on success. */
+static bool call_begin(struct user_net *u)
+{
+	pthread_mutex_lock(&u->lock);
+	u->calls_pending--;
+	if (!u->closed)
+		return true;
+	bool free_now = u->close_done && u->calls_pending == 0;
+	pthread_mutex_unlock(&u->lock);
+	if (free_now)
+		free(u);
+	return false;
+}
+
+static void scheduled_cycle(void *opaque)
+{
+	struct user_net *u = opaque;
+	if (!call_begin(u))
+		return;
+	u->cycle_scheduled = false;
+	cycle_locked(u);
+	pthread_mutex_unlock(&u->lock);
+}
+
+/* Lock held. */
 static void schedule_cycle(struct user_net *u)
 {
-	if (!u->cycle_scheduled) {
+	if (!u->cycle_scheduled && !u->closed) {
 		u->cycle_scheduled = true;
-		loop_call(u->loop, cycle, u);
+		call_on_loop(u, scheduled_cycle);
 	}
 }
 
 static void cb_notify(void *opaque)
 {
-	schedule_cycle(opaque);
+	schedule_cycle(opaque); /* called from inside slirp: lock held */
 }
 
 static const SlirpCb user_callbacks = {
@@ -205,7 +249,11 @@ static int get_revents(int idx, void *opaque)
 
 static void fd_ready(void *opaque, uint32_t events)
 {
-	schedule_cycle(opaque);
+	struct user_net *u = opaque;
+	pthread_mutex_lock(&u->lock);
+	if (!u->closed)
+		cycle_locked(u);
+	pthread_mutex_unlock(&u->lock);
 }
 
 /* Makes the loop's watches match the poll set slirp asked for. */
@@ -252,15 +300,17 @@ static void sync_watches(struct user_net *u)
 
 static void poll_timer_fired(void *opaque)
 {
-	cycle(opaque);
+	struct user_net *u = opaque;
+	pthread_mutex_lock(&u->lock);
+	if (!u->closed)
+		cycle_locked(u);
+	pthread_mutex_unlock(&u->lock);
 }
 
 /* One round: let slirp serve whatever is ready, then mirror its new poll
- * set into the loop and arm the timer it wants. Loop thread. */
-static void cycle(void *opaque)
+ * set into the loop and arm the timer it wants. Loop thread, lock held. */
+static void cycle_locked(struct user_net *u)
 {
-	struct user_net *u = opaque;
-	u->cycle_scheduled = false;
 	uint32_t timeout = UINT32_MAX;
 	u->npfds = 0;
 	slirp_pollfds_fill(u->slirp, &timeout, add_poll, u);
@@ -295,6 +345,8 @@ static void gather(const struct iovec *iov, unsigned n, size_t off, uint8_t *buf
 static void flush_tx(void *opaque)
 {
 	struct user_net *u = opaque;
+	if (!call_begin(u))
+		return;
 	pthread_mutex_lock(&u->txq_lock);
 	struct tx_frame *f = u->txq_head;
 	u->txq_head = NULL;
@@ -308,7 +360,8 @@ static void flush_tx(void *opaque)
 		free(f);
 		f = n;
 	}
-	cycle(u);
+	cycle_locked(u);
+	pthread_mutex_unlock(&u->lock);
 }
 
 static int user_send(struct net_backend *be, const struct iovec *iov, unsigned n)
@@ -336,8 +389,12 @@ static int user_send(struct net_backend *be, const struct iovec *iov, unsigned n
 	bool schedule = !u->txq_scheduled;
 	u->txq_scheduled = true;
 	pthread_mutex_unlock(&u->txq_lock);
-	if (schedule)
-		loop_call(u->loop, flush_tx, u);
+	if (schedule) {
+		pthread_mutex_lock(&u->lock);
+		if (!u->closed)
+			call_on_loop(u, flush_tx);
+		pthread_mutex_unlock(&u->lock);
+	}
 	return 0;
 }
 
@@ -345,20 +402,24 @@ static void user_rx_ready(struct net_backend *be)
 {
 }
 
-static void start_on_loop(void *opaque)
-{
-	cycle(opaque);
-}
-
 static void user_start(struct net_backend *be)
 {
 	struct user_net *u = (struct user_net *)be;
-	loop_call(u->loop, start_on_loop, u);
+	pthread_mutex_lock(&u->lock);
+	schedule_cycle(u);
+	pthread_mutex_unlock(&u->lock);
 }
 
+/* Any thread. After it returns no callback of this backend runs (frames
+ * are no longer delivered); loop_call'ed work still queued frees the
+ * last bits when it runs. */
 static void user_close(struct net_backend *be)
 {
 	struct user_net *u = (struct user_net *)be;
+	pthread_mutex_lock(&u->lock);
+	u->closed = true;
+	pthread_mutex_unlock(&u->lock);
+	/* From here on loop callbacks return at once, so slirp is ours. */
 	for (unsigned i = 0; i < u->nwatched; i++)
 		loop_del_fd(u->loop, u->watched[i].fd);
 	u->nwatched = 0;
@@ -370,10 +431,14 @@ static void user_close(struct net_backend *be)
 		free(f);
 		f = n;
 	}
-	pthread_mutex_destroy(&u->txq_lock);
 	free(u->pfds);
 	free(u->watched);
-	free(u);
+	pthread_mutex_lock(&u->lock);
+	u->close_done = true;
+	bool free_now = u->calls_pending == 0;
+	pthread_mutex_unlock(&u->lock);
+	if (free_now)
+		free(u);
 }
 
 static const struct net_backend_ops user_ops = {
@@ -395,6 +460,7 @@ struct net_backend *net_user_open(struct machine *m, const struct net_options *o
 	u->be.vnet_hdr = false;
 	u->loop = m->loop;
 	pthread_mutex_init(&u->txq_lock, NULL);
+	pthread_mutex_init(&u->lock, NULL);
 	u->txq_tail = &u->txq_head;
 
 	SlirpConfig cfg;
@@ -410,7 +476,6 @@ struct net_backend *net_user_open(struct machine *m, const struct net_options *o
 	u->slirp = slirp_new(&cfg, &user_callbacks, u);
 	if (!u->slirp) {
 		snprintf(err, errlen, "cannot start user-mode networking (libslirp)");
-		pthread_mutex_destroy(&u->txq_lock);
 		free(u);
 		return NULL;
 	}

@@ -187,8 +187,9 @@ void virtio_destroy_devices(struct machine *m)
 			block_close(d->bd);
 			break;
 		case KIND_NET:
-			virtio_net_free(d->v);
+			/* Backend first: after close it delivers nothing more. */
 			net_backend_close(d->net);
+			virtio_net_free(d->v);
 			break;
 		case KIND_RNG:
 			virtio_rng_free(d->v);
