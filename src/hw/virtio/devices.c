@@ -5,6 +5,7 @@
 #include "hw/pci.h"
 #include "hw/virtio/transport.h"
 #include "lib/log.h"
+#include "lib/loop.h"
 #include "lib/util.h"
 #include "machine/layout.h"
 #include "machine/machine.h"
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define VIRTIO_MMIO_USABLE (VIRTIO_MMIO_GSI_MAX - VIRTIO_MMIO_GSI_BASE + 1)
 
@@ -150,6 +152,58 @@ static int create_net(struct machine *m, const struct net_config *nc)
 	return r;
 }
 
+/* --console virtio: hvc0 on the VMM's stdout/stdin. (The shared console
+ * back end, vmm/console.h, will take this over: raw tty, escape keys.) */
+static void console_to_stdout(void *opaque, const uint8_t *buf, size_t len)
+{
+	if (write_full(STDOUT_FILENO, buf, len) < 0)
+		log_once(LOG_WARN, "virtio-console: cannot write to stdout");
+}
+
+struct stdin_feed {
+	struct machine *m;
+	struct virtio_dev *v;
+	bool watching;
+};
+
+static void stdin_ready(void *opaque, uint32_t events)
+{
+	struct stdin_feed *f = opaque;
+	uint8_t buf[256];
+	ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+	if (n > 0) {
+		virtio_console_input(f->v, buf, (size_t)n);
+	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+		loop_del_fd(f->m->loop, STDIN_FILENO); /* EOF: stop watching */
+		f->watching = false;
+	}
+}
+
+static void stdin_feed_teardown(void *opaque)
+{
+	struct stdin_feed *f = opaque;
+	if (f->watching)
+		loop_del_fd(f->m->loop, STDIN_FILENO);
+	free(f);
+}
+
+static int create_console(struct machine *m)
+{
+	struct virtio_console_sink sink = { console_to_stdout, NULL };
+	struct virtio_dev *v = virtio_console_new(m, &m->ram, &sink);
+	add_dev(m, KIND_CONSOLE, v, NULL, NULL);
+	if (attach(m, v, NULL) < 0)
+		return -1;
+	struct stdin_feed *f = xcalloc(1, sizeof(*f));
+	f->m = m;
+	f->v = v;
+	if (m->loop && loop_add_fd(m->loop, STDIN_FILENO, EPOLLIN, stdin_ready, f) == 0)
+		f->watching = true;
+	/* Registered after the board's hook, so it runs before it. */
+	machine_on_teardown(m, stdin_feed_teardown, f);
+	return 0;
+}
+
 int virtio_create_devices(struct machine *m)
 {
 	struct vm_config *cfg = m->cfg;
@@ -161,6 +215,8 @@ int virtio_create_devices(struct machine *m)
 		if (create_net(m, &nc) < 0)
 			return -1;
 	}
+	if (cfg->console == CONSOLE_VIRTIO && create_console(m) < 0)
+		return -1;
 	if (cfg->rng) {
 		struct virtio_dev *v = virtio_rng_new(m, &m->ram);
 		add_dev(m, KIND_RNG, v, NULL, NULL);
