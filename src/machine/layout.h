@@ -77,5 +77,9 @@
 #define VIRTIO_MMIO_GSI_MAX  7 /* slots 0..2 on GSIs 5,6,7 */
 /* Guest TSC frequency advertised in CPUID (0x15/0x16, hypervisor leaves). */
 #define GUEST_TSC_KHZ      2000000
+/* The emulated LAPIC timer's input clock: the "core crystal clock" of CPUID
+ * leaf 0x15 (ECX), so Linux takes the APIC timer rate from CPUID instead of
+ * calibrating it. GUEST_TSC_KHZ * 1000 must be a multiple of it. */
+#define LAPIC_TIMER_HZ     100000000
 
 #endif

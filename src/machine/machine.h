@@ -86,6 +86,7 @@ struct machine {
 
 	/* Emulated platform (engines without an in-kernel irqchip). */
 	void *ioapic, *pic, *pit;
+	uint64_t tsc_epoch_ns;            /* CLOCK_MONOTONIC at guest TSC 0 */
 
 	struct pci_bus *pci;              /* hw/pci.c: bus 0 (pci_init) */
 	void *virtio;                     /* hw/virtio: devices and mmio slots */
