@@ -442,7 +442,11 @@ const struct io_ops pci_ecam_ops = { ecam_read, ecam_write };
 static void pci_teardown(void *opaque)
 {
 	struct machine *m = opaque;
-	pci_bus_free(m->pci);
+	struct pci_bus *bus = m->pci;
+	io_unregister(m->pio, PORT_PCI_CONFIG, bus);
+	io_unregister(m->pio, PORT_PCI_CONFIG + 4, bus);
+	io_unregister(m->mmio, PCI_ECAM_BASE, bus);
+	pci_bus_free(bus);
 	m->pci = NULL;
 }
 

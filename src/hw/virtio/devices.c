@@ -255,8 +255,10 @@ void virtio_destroy_devices(struct machine *m)
 			break;
 		}
 	}
-	for (unsigned i = 0; i < b->n_mmio; i++)
+	for (unsigned i = 0; i < b->n_mmio; i++) {
+		io_unregister(m->mmio, b->mmio[i]->base, b->mmio[i]);
 		free(b->mmio[i]);
+	}
 	free(b);
 	m->virtio = NULL;
 }

@@ -57,6 +57,7 @@ void virtio_console_free(struct virtio_dev *v);
 /* virtio-net on a backend (net/net.h). mac: 6 bytes. */
 struct virtio_dev *virtio_net_new(struct machine *m, struct guest_ram *ram,
 				  const uint8_t mac[6], struct net_backend *be);
+/* Close the backend first (after that it delivers nothing). */
 void virtio_net_free(struct virtio_dev *v);
 
 #endif
