@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +33,24 @@ static const struct accel_ops fake_accel = {
 	.name = "fake",
 	.set_irq = fake_set_irq,
 	.send_msi = fake_send_msi,
+};
+
+/* An engine with ioeventfd (like KVM): remembers the doorbell fds. */
+static int ioevent_fd = -1;
+static uint64_t ioevent_addr;
+static int fake_add_ioeventfd(struct machine *m, bool pio, uint64_t addr, unsigned len, int fd)
+{
+	if (pio || len != 2)
+		return -EINVAL;
+	ioevent_fd = fd;
+	ioevent_addr = addr;
+	return 0;
+}
+static const struct accel_ops fake_kvm_accel = {
+	.name = "fake-kvm",
+	.set_irq = fake_set_irq,
+	.send_msi = fake_send_msi,
+	.add_ioeventfd = fake_add_ioeventfd,
 };
 
 struct fixture {
@@ -209,12 +228,60 @@ static void test_disk_through_pci(void **state)
 	assert_int_equal(back[511], 0x3c);
 }
 
+static void *loop_main(void *opaque)
+{
+	loop_run(opaque);
+	return NULL;
+}
+
+/* With an engine that offers ioeventfd, doorbells become eventfds served
+ * on the event loop: a write to the eventfd alone serves the queue. */
+static void test_ioeventfd(void **state)
+{
+	struct fixture *f = *state;
+	f->m.accel = &fake_kvm_accel;
+	f->cfg.rng = true;
+	assert_non_null(pci_init(&f->m));
+	assert_int_equal(virtio_create_devices(&f->m), 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, loop_main, f->m.loop), 0);
+	struct io_space *mm = f->m.mmio;
+	uint64_t bar4 = (cf8(f, 1, 0x20) & ~0xfu) | (uint64_t)cf8(f, 1, 0x24) << 32;
+	uint64_t common = bar4 + VIRTIO_PCI_COMMON_OFF;
+	io_write(mm, common + 0x14, 1, 3);
+	io_write(mm, common + 0x08, 4, 1);
+	io_write(mm, common + 0x0c, 4, 1);
+	io_write(mm, common + 0x14, 1, 0x0b);
+	struct fake_ring r;
+	ring_layout(&r, &f->m.ram, 0x10000, 8);
+	io_write(mm, common + 0x18, 2, 8);
+	io_write(mm, common + 0x20, 8, r.desc);
+	io_write(mm, common + 0x28, 8, r.avail);
+	io_write(mm, common + 0x30, 8, r.used);
+	io_write(mm, common + 0x1c, 2, 1);
+	ioevent_fd = -1;
+	io_write(mm, common + 0x14, 1, 0x0f);
+	assert_true(ioevent_fd >= 0);
+	assert_int_equal(ioevent_addr, bar4 + VIRTIO_PCI_NOTIFY_OFF);
+	struct fake_buf b[] = { { 0x100000, 16, 1 } };
+	ring_add(&r, b, 1);
+	uint64_t one = 1;
+	assert_int_equal(write(ioevent_fd, &one, 8), 8);
+	for (int i = 0; i < 2000 && ring_used_idx(&r) != 1; i++)
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	assert_int_equal(ring_used_idx(&r), 1);
+	machine_run_teardown(&f->m); /* while the loop runs, as vm.c does */
+	loop_stop(f->m.loop);
+	pthread_join(th, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_board, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_through_pci, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ioeventfd, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

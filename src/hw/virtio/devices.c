@@ -233,10 +233,7 @@ void virtio_destroy_devices(struct machine *m)
 		return;
 	for (unsigned i = 0; i < b->n_devs; i++) {
 		struct board_dev *d = &b->devs[i];
-		if (d->vp) {
-			pci_device_remove(&d->vp->pci);
-			free(d->vp);
-		}
+		virtio_pci_destroy(d->vp);
 		switch (d->kind) {
 		case KIND_BLK:
 			virtio_blk_free(d->v);

@@ -38,13 +38,16 @@ struct virtio_pci {
 	struct virtio_dev *v;
 	uint8_t cfg_cap;          /* offset of the PCI_CFG access capability */
 	bool ioeventfds;          /* notifications arrive through eventfds */
-	int *eventfds;
+	struct doorbell *doorbells;  /* one per queue when ioeventfds */
+	unsigned ndoorbells;
 };
 
 /* Puts v on the bus as a modern virtio-pci function (vendor 0x1AF4,
  * device 0x1040 + type) with MSI-X (one vector per queue plus config).
  * Returns NULL on failure (message logged). */
 struct virtio_pci *virtio_pci_create(struct pci_bus *bus, struct virtio_dev *v);
+/* Removes the function from the bus and frees it (vCPUs stopped). */
+void virtio_pci_destroy(struct virtio_pci *vp);
 /* Region accesses (for tests and the PCI_CFG window): off inside the BAR. */
 uint64_t virtio_pci_bar_read(struct virtio_pci *vp, uint64_t off, unsigned size);
 void virtio_pci_bar_write(struct virtio_pci *vp, uint64_t off, unsigned size, uint64_t val);

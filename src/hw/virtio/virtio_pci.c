@@ -249,7 +249,11 @@ static void pci_driver_ok(struct virtio_dev *v)
 	struct machine *m = v->m;
 	if (vp->ioeventfds || !m || !m->loop || !m->accel || !m->accel->add_ioeventfd)
 		return;
+	/* Once per device: the engine has no way to remove them, and the
+	 * BAR does not move after the driver is bound. */
+	vp->ioeventfds = true;
 	uint64_t base = pci_bar_address(&vp->pci, VIRTIO_PCI_BAR);
+	vp->doorbells = xcalloc(v->nvqs, sizeof(*vp->doorbells));
 	for (unsigned q = 0; q < v->nvqs; q++) {
 		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (fd < 0)
@@ -259,13 +263,16 @@ static void pci_driver_ok(struct virtio_dev *v)
 			close(fd);
 			return; /* -ENOTSUP: the MMIO path serves every queue */
 		}
-		struct doorbell *db = xcalloc(1, sizeof(*db));
+		struct doorbell *db = &vp->doorbells[vp->ndoorbells];
 		db->vp = vp;
 		db->q = q;
 		db->fd = fd;
-		loop_add_fd(m->loop, fd, EPOLLIN, doorbell_ready, db);
+		if (loop_add_fd(m->loop, fd, EPOLLIN, doorbell_ready, db) < 0) {
+			close(fd);
+			return;
+		}
+		vp->ndoorbells++;
 	}
-	vp->ioeventfds = true;
 }
 
 static const struct virtio_transport_ops pci_transport = {
@@ -376,4 +383,17 @@ fail:
 	pci_device_remove(d);
 	free(vp);
 	return NULL;
+}
+
+void virtio_pci_destroy(struct virtio_pci *vp)
+{
+	if (!vp)
+		return;
+	for (unsigned i = 0; i < vp->ndoorbells; i++) {
+		loop_del_fd(vp->v->m->loop, vp->doorbells[i].fd);
+		close(vp->doorbells[i].fd);
+	}
+	free(vp->doorbells);
+	pci_device_remove(&vp->pci);
+	free(vp);
 }
