@@ -70,12 +70,12 @@ struct machine *vm_create(struct vm_config *cfg, const struct accel_ops *accel,
 	m->cfg = cfg;
 	m->accel = accel;
 	m->generation = generation;
-	m->ncpus = cfg->cpus;
-	if (m->ncpus < 1 || m->ncpus > MAX_VCPUS) {
+	if (cfg->cpus < 1 || cfg->cpus > MAX_VCPUS) {
 		snprintf(err, errlen, "%u vCPUs requested; between 1 and %d are supported",
 			 cfg->cpus, MAX_VCPUS);
 		goto fail;
 	}
+	m->ncpus = cfg->cpus;
 	int r = guest_ram_init(&m->ram, cfg->mem_size);
 	if (r < 0) {
 		char size[32];
@@ -236,7 +236,11 @@ int vm_run(struct vm_config *cfg)
 	const struct accel_ops *accel = accel_select(cfg->accel);
 	if (!accel)
 		return 1; /* accel_select said why */
+	return vm_run_engine(cfg, accel);
+}
 
+int vm_run_engine(struct vm_config *cfg, const struct accel_ops *accel)
+{
 	sigset_t stop_signals, old_mask;
 	sigemptyset(&stop_signals);
 	sigaddset(&stop_signals, SIGINT);

@@ -19,6 +19,8 @@ struct machine;
  * quit status on VM_STOP_EXIT, 128+N when stopped by signal N, non-zero on
  * an error (already reported on stderr). */
 int vm_run(struct vm_config *cfg);
+/* The same with the engine already chosen. */
+int vm_run_engine(struct vm_config *cfg, const struct accel_ops *accel);
 
 /* The pieces vm_run uses (also for tests and the control API): builds a
  * machine ready to start (vCPUs initialised, not running) or returns NULL

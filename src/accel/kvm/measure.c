@@ -206,6 +206,16 @@ static uint64_t probe_time_loop(struct probe_vm *p, unsigned cpl, uint64_t itera
 		return 0;
 	}
 	uint64_t dt = clock_ns() - t0;
+	/* Let KVM finish the OUT (the API completes a pending I/O on the next
+	 * KVM_RUN) without running more guest code, so the next probe_enter
+	 * starts from a consistent state. */
+	p->run->immediate_exit = 1;
+	if (ioctl(p->vcpu_fd, KVM_RUN, 0) == 0 || errno != EINTR) {
+		p->run->immediate_exit = 0;
+		snprintf(why, len, "KVM_RUN with immediate_exit did not return EINTR");
+		return 0;
+	}
+	p->run->immediate_exit = 0;
 	return dt ? dt : 1;
 }
 
