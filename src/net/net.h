@@ -50,6 +50,15 @@ void net_options_free(struct net_options *o);
  * after net_rx_ready). Runs on the event loop thread. */
 typedef bool (*net_deliver_fn)(void *opaque, const uint8_t *frame, size_t len);
 
+/* Offloads a backend can take (frames with a vnet header whose flags ask
+ * for a checksum or segmentation) and give (set_offloads). */
+enum {
+	NET_OFFLOAD_CSUM = 1 << 0,
+	NET_OFFLOAD_TSO4 = 1 << 1,
+	NET_OFFLOAD_TSO6 = 1 << 2,
+	NET_OFFLOAD_ECN  = 1 << 3,
+};
+
 struct net_backend_ops {
 	/* One frame from the guest (any thread). Returns 0 or -errno. */
 	int (*send)(struct net_backend *be, const struct iovec *iov, unsigned n);
@@ -57,6 +66,9 @@ struct net_backend_ops {
 	void (*rx_ready)(struct net_backend *be);
 	/* Start delivering frames (after the frontend is set up). */
 	void (*start)(struct net_backend *be);
+	/* Which offloads delivered frames may use (NET_OFFLOAD_*); only
+	 * backends with vnet_hdr. Returns 0 or -errno. Optional. */
+	int (*set_offloads)(struct net_backend *be, unsigned offloads);
 	void (*close)(struct net_backend *be);
 };
 

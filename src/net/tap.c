@@ -1,8 +1,9 @@
 /* TAP backend: frames go to and come from a host tap interface
  * (/dev/net/tun). With IFF_VNET_HDR the kernel exchanges the same 12-byte
  * virtio-net header the guest uses, so no copy is needed to add or strip
- * it. Offloads stay off (TUNSETOFFLOAD is never called), so every frame is
- * a plain, checksummed one. */
+ * it. Frames from the guest may ask for checksum or segmentation offload
+ * (the kernel does it); frames to the guest use only the offloads the
+ * guest accepted (set_offloads -> TUNSETOFFLOAD). */
 #include "net/net.h"
 #include "lib/log.h"
 #include "lib/loop.h"
@@ -110,6 +111,27 @@ static void tap_start(struct net_backend *be)
 		t->started = true;
 }
 
+static int tap_set_offloads(struct net_backend *be, unsigned offloads)
+{
+	struct tap *t = (struct tap *)be;
+	unsigned flags = 0;
+	if (offloads & NET_OFFLOAD_CSUM)
+		flags |= TUN_F_CSUM;
+	if (offloads & NET_OFFLOAD_TSO4)
+		flags |= TUN_F_TSO4;
+	if (offloads & NET_OFFLOAD_TSO6)
+		flags |= TUN_F_TSO6;
+	if (offloads & NET_OFFLOAD_ECN)
+		flags |= TUN_F_TSO_ECN;
+	if (!be->vnet_hdr)
+		return offloads ? -ENOTSUP : 0;
+	if (ioctl(t->fd, TUNSETOFFLOAD, flags) < 0) {
+		log_once(LOG_WARN, "tap: cannot set offloads %#x: %m", flags);
+		return -errno;
+	}
+	return 0;
+}
+
 static void tap_close(struct net_backend *be)
 {
 	struct tap *t = (struct tap *)be;
@@ -125,6 +147,7 @@ static const struct net_backend_ops tap_ops = {
 	.send = tap_send,
 	.rx_ready = tap_rx_ready,
 	.start = tap_start,
+	.set_offloads = tap_set_offloads,
 	.close = tap_close,
 };
 

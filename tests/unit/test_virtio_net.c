@@ -43,7 +43,15 @@ static int fb_send(struct net_backend *be, const struct iovec *iov, unsigned n)
 static void fb_rx_ready(struct net_backend *be) { ((struct fake_backend *)be)->rx_ready_calls++; }
 static void fb_start(struct net_backend *be) { ((struct fake_backend *)be)->started++; }
 static void fb_close(struct net_backend *be) { }
-static const struct net_backend_ops fb_ops = { fb_send, fb_rx_ready, fb_start, fb_close };
+static int offloads_set = -1;
+static int fb_set_offloads(struct net_backend *be, unsigned o) { offloads_set = (int)o; return 0; }
+static const struct net_backend_ops fb_ops = {
+	.send = fb_send, .rx_ready = fb_rx_ready, .start = fb_start, .close = fb_close,
+};
+static const struct net_backend_ops fb_vnet_ops = {
+	.send = fb_send, .rx_ready = fb_rx_ready, .start = fb_start, .close = fb_close,
+	.set_offloads = fb_set_offloads,
+};
 
 struct fixture {
 	struct guest_ram ram;
@@ -198,6 +206,33 @@ static void test_options(void **state)
 	}
 }
 
+/* A backend that carries the vnet header (TAP): offloads are offered and
+ * the backend is told exactly which ones the driver accepted. */
+static void test_offloads(void **state)
+{
+	struct guest_ram ram;
+	assert_int_equal(guest_ram_init(&ram, 4 * MiB), 0);
+	struct fake_backend fb = { .be = { .ops = &fb_vnet_ops, .vnet_hdr = true } };
+	static const uint8_t mac[6] = { 0x52, 0x54, 0, 1, 2, 3 };
+	struct virtio_dev *v = virtio_net_new(NULL, &ram, mac, &fb.be);
+	assert_true(v->host_features & (1ULL << 0));   /* CSUM */
+	assert_true(v->host_features & (1ULL << 1));   /* GUEST_CSUM */
+	assert_true(v->host_features & (1ULL << 11));  /* HOST_TSO4 */
+	v->guest_features = 1ULL << VIRTIO_F_VERSION_1 | 1ULL << 1 | 1ULL << 7;
+	virtio_set_status(v, 0x0b);
+	virtio_set_status(v, 0x0f);
+	assert_int_equal(offloads_set, NET_OFFLOAD_CSUM | NET_OFFLOAD_TSO4);
+	virtio_set_status(v, 0);
+	assert_int_equal(offloads_set, 0);
+	/* TSO without GUEST_CSUM is not a valid combination: nothing. */
+	v->guest_features = 1ULL << VIRTIO_F_VERSION_1 | 1ULL << 7;
+	virtio_set_status(v, 0x0b);
+	virtio_set_status(v, 0x0f);
+	assert_int_equal(offloads_set, 0);
+	virtio_net_free(v);
+	guest_ram_free(&ram);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -205,6 +240,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rx_before_driver_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_rx, setup, teardown),
 		cmocka_unit_test(test_options),
+		cmocka_unit_test(test_offloads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -100,6 +100,8 @@ static void test_tap(void **state)
 		return;
 	}
 	assert_true(be->vnet_hdr);
+	assert_int_equal(be->ops->set_offloads(be, NET_OFFLOAD_CSUM | NET_OFFLOAD_TSO4 | NET_OFFLOAD_TSO6), 0);
+	assert_int_equal(be->ops->set_offloads(be, 0), 0);
 	struct rx_state rs = { .lock = PTHREAD_MUTEX_INITIALIZER, .full = true };
 	net_set_deliver(be, deliver, &rs);
 	pthread_t th;

@@ -1,8 +1,10 @@
 /* virtio-net (virtio 1.x section 5.1): one receive and one transmit queue
- * on a network backend (net/). No offloads are offered: every frame in
- * either direction is complete and checksummed, which both backends can
- * always handle. The 12-byte header (virtio_net_hdr_v1) is zero except
- * num_buffers = 1. */
+ * on a network backend (net/). Offloads are offered only when the backend
+ * carries the virtio-net header itself (TAP with IFF_VNET_HDR): then the
+ * guest may send partially checksummed and TSO frames, and receives them
+ * if it accepted GUEST_CSUM/GUEST_TSO*. With user networking every frame
+ * is complete and checksummed and the 12-byte header (virtio_net_hdr_v1)
+ * is zero except num_buffers = 1. */
 #include "hw/virtio/devices.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -11,6 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define VIRTIO_NET_F_CSUM       0
+#define VIRTIO_NET_F_GUEST_CSUM 1
+#define VIRTIO_NET_F_GUEST_TSO4 7
+#define VIRTIO_NET_F_GUEST_TSO6 8
+#define VIRTIO_NET_F_GUEST_ECN  9
+#define VIRTIO_NET_F_HOST_TSO4  11
+#define VIRTIO_NET_F_HOST_TSO6  12
+#define VIRTIO_NET_F_HOST_ECN   13
 #define VIRTIO_NET_F_MAC     5
 #define VIRTIO_NET_F_STATUS  16
 #define VIRTIO_NET_S_LINK_UP 1
@@ -92,9 +102,27 @@ static void net_queue_notify(struct virtio_dev *v, unsigned q)
 		n->be->ops->rx_ready(n->be);
 }
 
+/* What the backend may hand us, from what the driver accepted. */
+static unsigned guest_offloads(struct virtio_dev *v)
+{
+	unsigned o = 0;
+	if (virtio_has_feature(v, VIRTIO_NET_F_GUEST_CSUM)) {
+		o |= NET_OFFLOAD_CSUM;
+		if (virtio_has_feature(v, VIRTIO_NET_F_GUEST_TSO4))
+			o |= NET_OFFLOAD_TSO4;
+		if (virtio_has_feature(v, VIRTIO_NET_F_GUEST_TSO6))
+			o |= NET_OFFLOAD_TSO6;
+		if ((o & (NET_OFFLOAD_TSO4 | NET_OFFLOAD_TSO6)) && virtio_has_feature(v, VIRTIO_NET_F_GUEST_ECN))
+			o |= NET_OFFLOAD_ECN;
+	}
+	return o;
+}
+
 static void net_driver_ok(struct virtio_dev *v)
 {
 	struct virtio_net *n = v->priv;
+	if (n->be->ops->set_offloads)
+		n->be->ops->set_offloads(n->be, guest_offloads(v));
 	if (!n->started) {
 		n->started = true;
 		if (n->be->ops->start)
@@ -110,6 +138,9 @@ static void net_reset(struct virtio_dev *v)
 	pthread_mutex_unlock(&n->rx_lock);
 	pthread_mutex_lock(&n->tx_lock);
 	pthread_mutex_unlock(&n->tx_lock);
+	/* A driver that comes next may not accept partial checksums. */
+	if (n->be->ops->set_offloads)
+		n->be->ops->set_offloads(n->be, 0);
 }
 
 static const struct virtio_device_ops net_ops = {
@@ -126,8 +157,13 @@ struct virtio_dev *virtio_net_new(struct machine *m, struct guest_ram *ram,
 	pthread_mutex_init(&n->rx_lock, NULL);
 	pthread_mutex_init(&n->tx_lock, NULL);
 	struct virtio_dev *v = &n->vdev;
-	virtio_dev_init(v, m, ram, "virtio-net", VIRTIO_ID_NET,
-			1ULL << VIRTIO_NET_F_MAC | 1ULL << VIRTIO_NET_F_STATUS, 2, NET_QUEUE_SIZE, &net_ops, n);
+	uint64_t features = 1ULL << VIRTIO_NET_F_MAC | 1ULL << VIRTIO_NET_F_STATUS;
+	if (be->vnet_hdr && be->ops->set_offloads)
+		features |= 1ULL << VIRTIO_NET_F_CSUM | 1ULL << VIRTIO_NET_F_HOST_TSO4 |
+			    1ULL << VIRTIO_NET_F_HOST_TSO6 | 1ULL << VIRTIO_NET_F_HOST_ECN |
+			    1ULL << VIRTIO_NET_F_GUEST_CSUM | 1ULL << VIRTIO_NET_F_GUEST_TSO4 |
+			    1ULL << VIRTIO_NET_F_GUEST_TSO6 | 1ULL << VIRTIO_NET_F_GUEST_ECN;
+	virtio_dev_init(v, m, ram, "virtio-net", VIRTIO_ID_NET, features, 2, NET_QUEUE_SIZE, &net_ops, n);
 	v->config_len = NET_CFG_LEN;
 	memcpy(v->config, mac, 6);
 	virtio_config_set16(v, 6, VIRTIO_NET_S_LINK_UP);
