@@ -397,6 +397,70 @@ static void test_core_state_machine(void **state)
 	virtio_dev_destroy(&v);
 }
 
+/* Garbage rings: random descriptors (addresses near RAM's edges, random
+ * flags, lengths, next indices, indirect tables) must only ever produce a
+ * chain whose buffers all lie in RAM, an empty queue, or a broken one. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static uint64_t rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static uint64_t random_addr(void)
+{
+	static const uint64_t bases[] = { 0, DATA, RAM_SIZE - 64, RAM_SIZE, 0xfee00000, UINT64_MAX - 32 };
+	return bases[rnd() % ARRAY_SIZE(bases)] + rnd() % 128;
+}
+
+static void test_random_rings(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t table = DATA + 0x8000;
+	struct fake_ring t = f->r;
+	t.desc = table;
+	unsigned popped = 0, refused = 0;
+	for (int iter = 0; iter < 3000; iter++) {
+		vq_reset(&f->vq);
+		configure(f);
+		f->vq.event_idx = rnd() & 1;
+		f->r.avail_idx = 0;
+		assert_int_equal(vq_enable(&f->vq), 0);
+		for (uint16_t i = 0; i < 8; i++) {
+			uint16_t flags = rnd() % 8;
+			uint64_t addr = (flags & VIRTQ_DESC_F_INDIRECT) && (rnd() & 1) ? table : random_addr();
+			uint32_t len = (rnd() & 1) ? (uint32_t)(rnd() % 80) : (uint32_t)rnd();
+			ring_set_desc(&f->r, i, addr, len, flags, (uint16_t)(rnd() % 10));
+			ring_set_desc(&t, i, random_addr(), (uint32_t)(rnd() % 64), (uint16_t)(rnd() % 8), (uint16_t)(rnd() % 10));
+		}
+		unsigned n = 1 + rnd() % 3;
+		for (unsigned k = 0; k < n; k++)
+			ring_publish(&f->r, (uint16_t)(rnd() % 10));
+		if (rnd() % 8 == 0)
+			put16(&f->ram, f->r.avail + 2, (uint16_t)rnd());
+		for (unsigned k = 0; k < n + 1; k++) {
+			struct virtq_elem *e;
+			int r = vq_pop(&f->vq, &e);
+			assert_true(r == 1 || r == 0 || r == -EIO);
+			refused += r == -EIO;
+			if (r != 1)
+				break;
+			popped++;
+			for (unsigned i = 0; i < e->n_out + e->n_in; i++) {
+				uint8_t *p = e->iov[i].iov_base;
+				assert_true(p >= f->ram.host && p + e->iov[i].iov_len <= f->ram.host + RAM_SIZE);
+			}
+			assert_true(e->n_out + e->n_in <= 8 + 8);
+			vq_push(&f->vq, e, (uint32_t)rnd());
+		}
+	}
+	/* The generator must exercise both outcomes to mean anything. */
+	assert_true(popped > 100);
+	assert_true(refused > 100);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -416,6 +480,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_indirect_bad, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_queue_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_state_machine, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random_rings, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
