@@ -20,6 +20,10 @@ struct accel_ops {
 	/* Called once guest RAM and the address spaces exist: create the VM,
 	 * map RAM, create interrupt controllers (in-kernel or emulated). */
 	int (*vm_init)(struct machine *m);
+	/* Called (vmm/vm.c) after devices and the boot loader, for every
+	 * vCPU in index order. vCPU 0 then gets m->boot_state through
+	 * set_state; the others must start waiting for INIT/SIPI (the
+	 * guest's BSP starts them). */
 	int (*vcpu_init)(struct vcpu *v);
 	/* Runs v on the calling thread until machine_should_stop(m) or a
 	 * fatal engine error (returns -1 after printing why and a register
