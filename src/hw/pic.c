@@ -382,8 +382,10 @@ void pic_reset(struct pic *p)
 		memset(c, 0, sizeof(*c));
 		c->lines = lines;
 		c->lowest_prio = 7;
-		c->vector_base = i ? 0x70 : 0x08; /* the BIOS defaults */
-		c->auto_eoi = false;
+		/* What a BIOS leaves: its vector bases, every IRQ masked
+		 * (ICW1 unmasks them all when the guest takes over). */
+		c->vector_base = i ? 0x70 : 0x08;
+		c->imr = 0xFF;
 	}
 	/* IRQ0-2 and IRQ8 and 13 are always edge on the PC. */
 	p->chip[0].elcr_writable = 0xF8;
