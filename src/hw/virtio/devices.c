@@ -189,7 +189,7 @@ static void stdin_feed_teardown(void *opaque)
 
 static int create_console(struct machine *m)
 {
-	struct virtio_console_sink sink = { console_to_stdout, NULL };
+	struct virtio_console_sink sink = { console_to_stdout, NULL, NULL };
 	struct virtio_dev *v = virtio_console_new(m, &m->ram, &sink);
 	add_dev(m, KIND_CONSOLE, v, NULL, NULL);
 	if (attach(m, v, NULL) < 0)

@@ -42,15 +42,17 @@ struct virtio_dev *virtio_rng_new(struct machine *m, struct guest_ram *ram);
 void virtio_rng_free(struct virtio_dev *v);
 
 /* virtio-console: one port (hvc0). Output goes to write(opaque, buf, len);
- * input is fed with virtio_console_input (from any thread). */
+ * input is fed with virtio_console_input (from any thread); when input was
+ * refused for lack of room, input_room(opaque) says when to try again. */
 struct virtio_console_sink {
 	void (*write)(void *opaque, const uint8_t *buf, size_t len);
+	void (*input_room)(void *opaque);
 	void *opaque;
 };
 struct virtio_dev *virtio_console_new(struct machine *m, struct guest_ram *ram,
 				      const struct virtio_console_sink *sink);
-/* Queues host input for the guest; returns bytes accepted (the rest is
- * dropped when the guest posted no buffers). */
+/* Queues host input for the guest; returns bytes accepted (fewer when
+ * the guest is not reading: input_room follows once it does). */
 size_t virtio_console_input(struct virtio_dev *v, const uint8_t *buf, size_t len);
 void virtio_console_free(struct virtio_dev *v);
 

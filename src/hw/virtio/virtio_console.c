@@ -21,6 +21,7 @@ struct virtio_console {
 	pthread_mutex_t lock;          /* pending input and the rx queue */
 	uint8_t pending[CONSOLE_PENDING];
 	size_t npending;
+	bool refused;                  /* input_room owed to the sink */
 };
 
 /* Moves pending input into guest buffers. Lock held. */
@@ -41,11 +42,15 @@ size_t virtio_console_input(struct virtio_dev *v, const uint8_t *buf, size_t len
 {
 	struct virtio_console *c = v->priv;
 	pthread_mutex_lock(&c->lock);
+	if (virtio_get_status(v) & VIRTIO_STATUS_DRIVER_OK)
+		flush_input(c);
 	size_t n = MIN(len, CONSOLE_PENDING - c->npending);
 	memcpy(c->pending + c->npending, buf, n);
 	c->npending += n;
 	if (virtio_get_status(v) & VIRTIO_STATUS_DRIVER_OK)
 		flush_input(c);
+	if (n < len)
+		c->refused = true;
 	pthread_mutex_unlock(&c->lock);
 	return n;
 }
@@ -56,7 +61,12 @@ static void console_queue_notify(struct virtio_dev *v, unsigned q)
 	if (q == RX_QUEUE) {
 		pthread_mutex_lock(&c->lock);
 		flush_input(c);
+		bool room = c->refused && c->npending < CONSOLE_PENDING;
+		if (room)
+			c->refused = false;
 		pthread_mutex_unlock(&c->lock);
+		if (room && c->sink.input_room)
+			c->sink.input_room(c->sink.opaque);
 		return;
 	}
 	struct virtq_elem *e;
