@@ -94,7 +94,8 @@ struct lapic {
 	/* Timer: one-shot/periodic count from timer_start; TSC deadline. */
 	uint32_t timer_initial, timer_dcr;
 	uint64_t timer_start_tsc, timer_period_tsc;
-	uint64_t tsc_deadline;   /* the MSR (deadline mode) */
+	uint64_t tsc_deadline;   /* the MSR (deadline mode), in the vCPU's TSC */
+	int64_t tsc_offset;      /* vCPU TSC - guest_tsc(m) */
 	uint64_t next_deadline;  /* guest TSC of the next expiry, atomic */
 	struct hw_timer *timer;
 
@@ -833,6 +834,26 @@ int lapic_msr_read(struct lapic *l, uint32_t msr, uint64_t *value)
 	return r;
 }
 
+/* A TSC-deadline value of this vCPU's TSC, as a guest_tsc(m) value. */
+static uint64_t deadline_to_guest_tsc(const struct lapic *l, uint64_t value)
+{
+	uint64_t t = value - (uint64_t)l->tsc_offset;
+	if (l->tsc_offset > 0 && t > value)
+		return 0;                /* before guest TSC 0: due now */
+	if ((l->tsc_offset < 0 && t < value) || t == UINT64_MAX)
+		return UINT64_MAX - 1;   /* beyond guest TSC 2^64: never */
+	return t;
+}
+
+void lapic_set_tsc_offset(struct lapic *l, int64_t offset)
+{
+	pthread_mutex_lock(&l->lock);
+	l->tsc_offset = offset;
+	if (timer_mode(l) == TIMER_TSC_DEADLINE && l->tsc_deadline)
+		set_next_deadline(l, deadline_to_guest_tsc(l, l->tsc_deadline));
+	pthread_mutex_unlock(&l->lock);
+}
+
 /* Physical address bits the APIC base may use (bits 12..51). */
 #define APIC_BASE_ADDR_MASK 0x000FFFFFFFFFF000ULL
 
@@ -858,7 +879,7 @@ int lapic_msr_write(struct lapic *l, uint32_t msr, uint64_t value)
 		if (timer_mode(l) != TIMER_TSC_DEADLINE)
 			break; /* ignored in the other timer modes */
 		l->tsc_deadline = value;
-		set_next_deadline(l, value ? value : UINT64_MAX);
+		set_next_deadline(l, value ? deadline_to_guest_tsc(l, value) : UINT64_MAX);
 		break;
 	default:
 		r = -1;

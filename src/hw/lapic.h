@@ -95,6 +95,10 @@ void lapic_poll_timer(struct lapic *l, uint64_t now_tsc);
 /* The guest TSC value of the next timer expiry; UINT64_MAX if none. */
 uint64_t lapic_next_deadline_tsc(struct lapic *l);
 
+/* The vCPU's TSC is guest_tsc(m) + offset (after guest writes to IA32_TSC):
+ * TSC-deadline values the guest writes are in its own TSC's units. */
+void lapic_set_tsc_offset(struct lapic *l, int64_t offset);
+
 /* MOV to/from CR8: CR8[3:0] = TPR[7:4]. */
 void lapic_set_tpr(struct lapic *l, uint8_t cr8);
 uint8_t lapic_get_tpr(struct lapic *l);

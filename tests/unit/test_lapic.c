@@ -388,6 +388,21 @@ static void test_timer_tsc_deadline(void **state)
 	lapic_msr_write(l, MSR_IA32_TSC_DEADLINE, 0);
 	sleep_us(3000);
 	assert_false(lapic_has_interrupt(l));
+
+	/* A vCPU whose TSC was set ahead by 10 s: its deadlines are in its
+	 * own TSC units. */
+	int64_t offset = (int64_t)ns_to_guest_tsc(10000000000ULL);
+	lapic_set_tsc_offset(l, offset);
+	deadline = guest_tsc(m) + (uint64_t)offset + ns_to_guest_tsc(3000000);
+	lapic_msr_write(l, MSR_IA32_TSC_DEADLINE, deadline);
+	assert_int_equal(lapic_next_deadline_tsc(l), deadline - (uint64_t)offset);
+	assert_false(lapic_has_interrupt(l));
+	assert_true(wait_vector(l, 0xEE, 2000));
+	apic_eoi(l);
+	/* A deadline before guest TSC 0 is due at once. */
+	lapic_msr_write(l, MSR_IA32_TSC_DEADLINE, 5);
+	assert_int_equal(lapic_next_deadline_tsc(l), 0);
+	assert_true(wait_vector(l, 0xEE, 2000));
 	fake_free(f);
 }
 
