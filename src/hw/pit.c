@@ -49,6 +49,7 @@ struct pit {
 	struct machine *m;
 	struct pit_channel ch[3];
 	uint8_t port61;        /* bits 0-3 as written */
+	bool own_port61;
 	struct hw_timer *timer;
 };
 
@@ -484,11 +485,13 @@ struct pit *pit_new(struct machine *m)
 			log_err("pit: cannot register ports 0x40-0x43");
 			goto fail;
 		}
-		if (io_register(m->pio, PORT_PC_SPEAKER, 1, &speaker_ops, p, "pit-port61") < 0) {
-			log_err("pit: cannot register port 0x61");
-			io_unregister(m->pio, PORT_PIT, p);
-			goto fail;
-		}
+		/* Port 0x61 is ours; another device only takes it as a
+		 * fallback when no PIT exists (KVM's PIT is in the kernel). */
+		int r = io_register(m->pio, PORT_PC_SPEAKER, 1, &speaker_ops, p, "pit-port61");
+		if (r == 0)
+			p->own_port61 = true;
+		else
+			log_warn("pit: port 0x61 is taken (%d): channel 2 has no gate", r);
 	}
 	return p;
 fail:
@@ -504,7 +507,8 @@ void pit_free(struct pit *p)
 		return;
 	if (p->m->pio) {
 		io_unregister(p->m->pio, PORT_PIT, p);
-		io_unregister(p->m->pio, PORT_PC_SPEAKER, p);
+		if (p->own_port61)
+			io_unregister(p->m->pio, PORT_PC_SPEAKER, p);
 	}
 	hw_timer_free(p->timer);
 	pthread_mutex_destroy(&p->lock);
