@@ -196,6 +196,37 @@ int block_status(struct blockdev *bd, uint64_t off, uint64_t len,
 	return 0;
 }
 
+int block_map(struct blockdev *bd, uint64_t off, uint64_t len,
+	      uint64_t *pnum, unsigned *status, uint64_t *host_off)
+{
+	uint64_t size = bd_size(bd);
+	if (off >= size || len == 0)
+		return -EINVAL;
+	len = MIN(len, size - off);
+	*pnum = 0;
+	*status = 0;
+	*host_off = UINT64_MAX;
+	int ret;
+	if (bd->drv->map) {
+		ret = bd->drv->map(bd, off, len, pnum, status, host_off);
+	} else {
+		/* Fallback from block_status: a raw image maps 1:1 and owns every
+		 * byte; other formats tell allocation but no offsets. */
+		ret = bd->drv->status(bd, off, len, pnum, status);
+		if (ret == 0 && bd->drv == &block_driver_raw) {
+			*status |= BLOCK_STATUS_ALLOCATED;
+			*host_off = off;
+		} else if (ret == 0 && !(*status & BLOCK_STATUS_ALLOCATED)) {
+			*status = 0;
+		}
+	}
+	if (ret < 0)
+		return ret;
+	if (*pnum == 0 || *pnum > len)
+		return -EIO;
+	return 0;
+}
+
 int block_resize(struct blockdev *bd, uint64_t new_size)
 {
 	if (bd->readonly)

@@ -27,6 +27,7 @@ enum {
 	BLOCK_STATUS_DATA      = 1 << 0, /* reads return stored data */
 	BLOCK_STATUS_ZERO      = 1 << 1, /* reads return zeros */
 	BLOCK_STATUS_ALLOCATED = 1 << 2, /* allocated in this image (not the backing file) */
+	BLOCK_STATUS_COMPRESSED = 1 << 3, /* block_map only: stored compressed */
 };
 
 /* Write-zeroes flags. */
@@ -56,6 +57,13 @@ int block_write_zeroes(struct blockdev *bd, uint64_t off, uint64_t len, unsigned
 int block_status(struct blockdev *bd, uint64_t off, uint64_t len,
 		 uint64_t *pnum, unsigned *status);
 int block_resize(struct blockdev *bd, uint64_t new_size);
+/* This image alone, for `xvm img map`: like block_status, but the backing
+ * chain is not consulted (a range this image does not provide reports 0;
+ * everything in a raw image is ALLOCATED), and *host_off is where the data
+ * lives in this image's own file, UINT64_MAX if it has no place there (zero,
+ * unallocated or compressed). Drivers without a map op report no offsets. */
+int block_map(struct blockdev *bd, uint64_t off, uint64_t len,
+	      uint64_t *pnum, unsigned *status, uint64_t *host_off);
 
 
 /* ---- Image management (used by `xvm img`); formats without a feature

@@ -26,6 +26,9 @@ struct block_driver {
 	int (*status)(struct blockdev *bd, uint64_t off, uint64_t len,
 		      uint64_t *pnum, unsigned *status);
 	int (*resize)(struct blockdev *bd, uint64_t new_size);
+	/* Optional (see block_map); range-checked like status. */
+	int (*map)(struct blockdev *bd, uint64_t off, uint64_t len, uint64_t *pnum,
+		   unsigned *status, uint64_t *host_off);
 
 	int (*create)(const char *path, const struct block_create_opts *opts,
 		      char *err, size_t errlen);
