@@ -137,6 +137,11 @@ static void test_board(void **state)
 	assert_int_equal(virtio_mmio_cmdline(&f->m, cmdline, sizeof(cmdline)), 0);
 	assert_string_equal(cmdline, "console=ttyS0 virtio_mmio.device=4K@0xfe000000:5"
 				     " virtio_mmio.device=4K@0xfe001000:6");
+	struct virtio_mmio_info info[4];
+	assert_int_equal(virtio_mmio_list(&f->m, info, 4), 2);
+	assert_int_equal(info[1].base, VIRTIO_MMIO_BASE + VIRTIO_MMIO_SLOT);
+	assert_int_equal(info[1].size, 0x1000);
+	assert_int_equal(info[1].gsi, VIRTIO_MMIO_GSI_BASE + 1);
 	char small[40] = "console=ttyS0";
 	assert_int_equal(virtio_mmio_cmdline(&f->m, small, sizeof(small)), -ENOSPC);
 	assert_string_equal(small, "console=ttyS0");

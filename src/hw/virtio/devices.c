@@ -89,6 +89,16 @@ int virtio_mmio_cmdline(struct machine *m, char *buf, size_t len)
 	return 0;
 }
 
+unsigned virtio_mmio_list(struct machine *m, struct virtio_mmio_info *out, unsigned max)
+{
+	struct virtio_board *b = m->virtio;
+	if (!b)
+		return 0;
+	for (unsigned i = 0; i < b->n_mmio && i < max; i++)
+		out[i] = (struct virtio_mmio_info){ b->mmio[i]->base, VIRTIO_MMIO_SLOT, b->mmio[i]->gsi };
+	return b->n_mmio;
+}
+
 /* Attaches the last added device to the transport named by `transport`
  * (NULL = PCI). */
 static int attach(struct machine *m, struct virtio_dev *v, const char *transport)

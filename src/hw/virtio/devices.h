@@ -26,6 +26,17 @@ void virtio_destroy_devices(struct machine *m);
  * or -ENOSPC if it does not fit (buf unchanged). */
 int virtio_mmio_cmdline(struct machine *m, char *buf, size_t len);
 
+/* The virtio-mmio devices, for ACPI (a DSDT device "LNRO0005" each, with
+ * a memory _CRS of size bytes at base and an edge interrupt on gsi): the
+ * way Debian's kernel finds them, since it is built without
+ * CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES. Returns how many (fills at most max). */
+struct virtio_mmio_info {
+	uint64_t base;
+	uint64_t size;
+	unsigned gsi;
+};
+unsigned virtio_mmio_list(struct machine *m, struct virtio_mmio_info *out, unsigned max);
+
 /* Used by virtio_mmio.c. */
 int virtio_board_claim_mmio_slot(struct machine *m);
 void virtio_board_add_mmio(struct machine *m, struct virtio_mmio *vm);
