@@ -285,10 +285,12 @@ static void test_timer_oneshot(void **state)
 	apic_write(l, REG_TMICT, LAPIC_TIMER_HZ / 1000 * 2); /* 2 ms */
 	assert_int_equal(apic_read(l, REG_TMICT), LAPIC_TIMER_HZ / 1000 * 2);
 	uint32_t c1 = apic_read(l, REG_TMCCT);
+	uint64_t next = lapic_next_deadline_tsc(l);
 	assert_true(c1 <= LAPIC_TIMER_HZ / 1000 * 2);
-	if (clock_ns() - t0 < 2000000)
+	if (clock_ns() - t0 < 2000000) { /* not expired yet (a loaded host may be slower) */
 		assert_true(c1 > 0);
-	assert_true(lapic_next_deadline_tsc(l) != UINT64_MAX);
+		assert_true(next != UINT64_MAX);
+	}
 	/* Nobody polls: the timer thread must fire it and notify. */
 	assert_true(wait_notified(f, 0, 1, 2000) > 1);
 	uint64_t dt = clock_ns() - t0;
@@ -362,7 +364,7 @@ static void test_timer_tsc_deadline(void **state)
 	assert_int_equal(lapic_msr_read(l, MSR_IA32_TSC_DEADLINE, &v), 0);
 	assert_int_equal(v, 0);
 	apic_write(l, REG_LVT_TIMER, (2u << 17) | 0xEE);
-	uint64_t deadline = guest_tsc(m) + ns_to_guest_tsc(3000000); /* 3 ms */
+	uint64_t deadline = guest_tsc(m) + ns_to_guest_tsc(30000000); /* 30 ms */
 	assert_int_equal(lapic_msr_write(l, MSR_IA32_TSC_DEADLINE, deadline), 0);
 	assert_int_equal(lapic_msr_read(l, MSR_IA32_TSC_DEADLINE, &v), 0);
 	assert_int_equal(v, deadline);
@@ -384,16 +386,16 @@ static void test_timer_tsc_deadline(void **state)
 	assert_int_equal(lapic_get_interrupt(l), 0xEE);
 	apic_eoi(l);
 	/* Writing 0 disarms. */
-	lapic_msr_write(l, MSR_IA32_TSC_DEADLINE, guest_tsc(m) + ns_to_guest_tsc(1000000));
+	lapic_msr_write(l, MSR_IA32_TSC_DEADLINE, guest_tsc(m) + ns_to_guest_tsc(20000000));
 	lapic_msr_write(l, MSR_IA32_TSC_DEADLINE, 0);
-	sleep_us(3000);
+	sleep_us(30000);
 	assert_false(lapic_has_interrupt(l));
 
 	/* A vCPU whose TSC was set ahead by 10 s: its deadlines are in its
 	 * own TSC units. */
 	int64_t offset = (int64_t)ns_to_guest_tsc(10000000000ULL);
 	lapic_set_tsc_offset(l, offset);
-	deadline = guest_tsc(m) + (uint64_t)offset + ns_to_guest_tsc(3000000);
+	deadline = guest_tsc(m) + (uint64_t)offset + ns_to_guest_tsc(30000000);
 	lapic_msr_write(l, MSR_IA32_TSC_DEADLINE, deadline);
 	assert_int_equal(lapic_next_deadline_tsc(l), deadline - (uint64_t)offset);
 	assert_false(lapic_has_interrupt(l));
@@ -401,7 +403,6 @@ static void test_timer_tsc_deadline(void **state)
 	apic_eoi(l);
 	/* A deadline before guest TSC 0 is due at once. */
 	lapic_msr_write(l, MSR_IA32_TSC_DEADLINE, 5);
-	assert_int_equal(lapic_next_deadline_tsc(l), 0);
 	assert_true(wait_vector(l, 0xEE, 2000));
 	fake_free(f);
 }
