@@ -1,15 +1,435 @@
-/* Placeholder until the engine lands. */
+/* The software x86-64 CPU engine (`--accel emu`): the accel_ops glue, the
+ * per-vCPU execution loop (decoded-instruction cache, interrupts, HLT
+ * sleep, INIT/SIPI) and the fault entry point. */
 #include "accel/accel.h"
+#include "accel/emu/cpu.h"
+#include "accel/emu/emu_priv.h"
+#include "hw/lapic.h"
+#include "hw/platform.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "machine/machine.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+bool emu_trace_enabled;
 
 static bool emu_probe(char *why, size_t len)
 {
-	snprintf(why, len, "the emu engine is not built yet");
+	(void)why;
+	(void)len;
+	return true; /* runs anywhere */
+}
+
+static int emu_vm_init(struct machine *m)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	void emu_tables_init(void);
+	pthread_once(&once, emu_tables_init);
+	struct emu_machine *em = xcalloc(1, sizeof(*em));
+	m->accel_priv = em;
+	if (emu_mem_init(m) < 0) {
+		log_err("emu: cannot allocate code-page tracking");
+		return -1;
+	}
+	int r = platform_init(m);
+	if (r < 0) {
+		log_err("emu: cannot create the interrupt controllers and timers: %s", strerror(-r));
+		return -1;
+	}
+	emu_trace_enabled = getenv("XVM_EMU_TRACE") != NULL;
+	return 0;
+}
+
+static void emu_vm_destroy(struct machine *m)
+{
+	if (!m->accel_priv)
+		return;
+	platform_destroy(m);
+	emu_mem_destroy(m);
+	m->ram.written = NULL;
+	free(m->accel_priv);
+	m->accel_priv = NULL;
+}
+
+static void emu_notify(void *opaque)
+{
+	struct emu_vcpu *ev = opaque;
+	__atomic_store_n(&ev->cpu->pending, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&ev->lock);
+	pthread_cond_broadcast(&ev->wake);
+	pthread_mutex_unlock(&ev->lock);
+}
+
+static void refresh_apic_page(struct emu_cpu *c)
+{
+	c->apic_page = (c->lapic && lapic_apic_base_enabled(c->lapic)) ? lapic_get_apic_base(c->lapic) : ~0ULL;
+}
+
+static int emu_vcpu_init(struct vcpu *v)
+{
+	struct emu_vcpu *ev = xcalloc(1, sizeof(*ev));
+	struct emu_cpu *c;
+	if (posix_memalign((void **)&c, 64, sizeof(*c)))
+		die("out of memory");
+	memset(c, 0, sizeof(*c));
+	c->icache = calloc(ICACHE_SIZE, sizeof(*c->icache));
+	if (!c->icache)
+		die("out of memory");
+	ev->cpu = c;
+	pthread_mutex_init(&ev->lock, NULL);
+	pthread_cond_init(&ev->wake, NULL);
+	c->m = v->m;
+	c->v = v;
+	v->accel = ev;
+	cpu_reset(c, v->index == 0);
+	c->lapic = lapic_new(v);
+	if (!c->lapic)
+		return -1;
+	v->lapic = c->lapic;
+	lapic_set_notify(c->lapic, emu_notify, ev);
+	refresh_apic_page(c);
+	/* Everyone but the BSP waits for INIT/SIPI; set_state starts the BSP. */
+	c->wait_sipi = v->index != 0;
+	return 0;
+}
+
+static void emu_vcpu_destroy(struct vcpu *v)
+{
+	struct emu_vcpu *ev = v->accel;
+	if (!ev)
+		return;
+	if (ev->cpu->lapic)
+		lapic_free(ev->cpu->lapic);
+	v->lapic = NULL;
+	free(ev->cpu->icache);
+	free(ev->cpu);
+	pthread_mutex_destroy(&ev->lock);
+	pthread_cond_destroy(&ev->wake);
+	free(ev);
+	v->accel = NULL;
+}
+
+static int emu_get_state(struct vcpu *v, struct x86_cpu_state *s)
+{
+	struct emu_cpu *c = ((struct emu_vcpu *)v->accel)->cpu;
+	memset(s, 0, sizeof(*s));
+	memcpy(s->gpr, c->r, sizeof(s->gpr));
+	s->rip = c->rip;
+	s->rflags = get_rflags(c);
+	memcpy(s->seg, c->seg, sizeof(s->seg));
+	s->gdt = c->gdt;
+	s->idt = c->idt;
+	s->cr0 = c->cr0;
+	s->cr2 = c->cr2;
+	s->cr3 = c->cr3;
+	s->cr4 = c->cr4;
+	s->cr8 = c->lapic ? lapic_get_tpr(c->lapic) : c->cr8;
+	s->efer = c->efer;
+	uint64_t base = 0;
+	if (c->lapic)
+		lapic_msr_read(c->lapic, MSR_IA32_APIC_BASE, &base);
+	s->apic_base = base;
+	return 0;
+}
+
+static int emu_set_state(struct vcpu *v, const struct x86_cpu_state *s)
+{
+	struct emu_cpu *c = ((struct emu_vcpu *)v->accel)->cpu;
+	memcpy(c->r, s->gpr, sizeof(c->r));
+	c->rip = s->rip;
+	c->rflags = (s->rflags & 0x3F7FD7ULL) | 2;
+	set_arith_flags(c, (uint32_t)s->rflags);
+	memcpy(c->seg, s->seg, sizeof(c->seg));
+	c->gdt = s->gdt;
+	c->idt = s->idt;
+	c->cr0 = s->cr0 | X86_CR0_ET;
+	c->cr2 = s->cr2;
+	c->cr3 = s->cr3;
+	c->cr4 = s->cr4;
+	c->cr8 = s->cr8;
+	c->efer = s->efer;
+	if ((c->efer & X86_EFER_LME) && (c->cr0 & X86_CR0_PG))
+		c->efer |= X86_EFER_LMA;
+	c->cpl = (c->cr0 & X86_CR0_PE) ? (s->seg[SEG_CS].selector & 3) : 0;
+	if (c->cr0 & X86_CR0_PE)
+		c->cpl = s->seg[SEG_CS].dpl;
+	cpu_update_mode(c);
+	tlb_flush_all(c, false);
+	c->wait_sipi = false;
+	c->halted = false;
+	return 0;
+}
+
+static void emu_vcpu_kick(struct vcpu *v)
+{
+	struct emu_vcpu *ev = v->accel;
+	if (ev)
+		emu_notify(ev);
+}
+
+static void emu_set_irq(struct machine *m, unsigned gsi, int level)
+{
+	platform_set_irq(m, gsi, level);
+}
+
+static void emu_send_msi(struct machine *m, uint64_t addr, uint32_t data)
+{
+	platform_send_msi(m, addr, data);
+}
+
+static int emu_no_fd(struct machine *m, bool pio, uint64_t addr, unsigned len, int fd)
+{
+	return -ENOTSUP;
+}
+
+static int emu_no_irqfd(struct machine *m, unsigned gsi, int fd)
+{
+	return -ENOTSUP;
+}
+
+/* ------------------------------------------------------------------ */
+/* Execution loop */
+
+void emu_tables_init(void)
+{
+	exec_int_init();
+	exec_0f_init();
+	exec_sse_init();
+	exec_x87_init();
+	for (int k = 0; k < 256; k++) {
+		if (!op_table1[k])
+			op_table1[k] = insn_ud;
+		if (!op_table2[k])
+			op_table2[k] = insn_ud;
+		if (!op_table38[k])
+			op_table38[k] = insn_ud;
+		if (!op_table3a[k])
+			op_table3a[k] = insn_ud;
+	}
+}
+
+void do_hlt(struct emu_cpu *c)
+{
+	c->halted = true;
+}
+
+static void check_code_epoch(struct emu_cpu *c)
+{
+	struct emu_machine *em = c->m->accel_priv;
+	uint32_t e = __atomic_load_n(&em->code_epoch, __ATOMIC_ACQUIRE);
+	if (e != c->code_epoch_seen) {
+		c->code_epoch_seen = e;
+		memset(c->tlb_w, 0, sizeof(c->tlb_w));
+	}
+}
+
+static void start_from_sipi(struct emu_cpu *c, int vector)
+{
+	cpu_reset(c, false);
+	c->seg[SEG_CS].selector = (uint16_t)(vector << 8);
+	c->seg[SEG_CS].base = (uint64_t)vector << 12;
+	c->rip = 0;
+	c->wait_sipi = false;
+	cpu_update_mode(c);
+}
+
+/* Handles whatever the lapic flagged. Returns true if the loop must stop. */
+static bool service_events(struct emu_cpu *c)
+{
+	__atomic_store_n(&c->pending, 0, __ATOMIC_SEQ_CST);
+	if (machine_should_stop(c->m))
+		return true;
+	check_code_epoch(c);
+	if (!c->lapic)
+		return false;
+	bool init = false;
+	int sipi = -1;
+	if (lapic_take_init_sipi(c->lapic, &init, &sipi)) {
+		if (init) {
+			cpu_reset(c, c->v->index == 0);
+			c->wait_sipi = true;
+			refresh_apic_page(c);
+		}
+		if (sipi >= 0 && c->wait_sipi)
+			start_from_sipi(c, sipi);
+	}
+	if (c->wait_sipi)
+		return false;
+	if (lapic_take_nmi(c->lapic))
+		c->nmi_pending = true;
+	if (c->nmi_pending && !c->nmi_blocked) {
+		c->nmi_pending = false;
+		c->nmi_blocked = true;
+		c->halted = false;
+		deliver_event(c, EXC_NMI, false, 0, false, c->rip);
+		return false;
+	}
+	if (lapic_has_interrupt(c->lapic)) {
+		c->irq_pending = true;
+		if ((c->rflags & FL_IF) && !c->int_shadow) {
+			int vec = lapic_get_interrupt(c->lapic);
+			c->irq_pending = lapic_has_interrupt(c->lapic);
+			if (vec >= 0) {
+				c->halted = false;
+				deliver_event(c, vec, false, 0, false, c->rip);
+			}
+		}
+	} else {
+		c->irq_pending = false;
+	}
 	return false;
+}
+
+static struct insn *lookup_insn(struct emu_cpu *c, struct insn *scratch)
+{
+	uint64_t lin = lin_mask(c, seg_lin(c, SEG_CS, c->rip));
+	uint64_t gpa = fetch_gpa(c, lin);
+	uint64_t key = gpa | ((uint64_t)(c->code64 | (c->code32 << 1)) << 60) | (1ULL << 59);
+	struct insn_cache_entry *e = &c->icache[(gpa ^ (gpa >> ICACHE_BITS)) & (ICACHE_SIZE - 1)];
+	if (e->gpa == key && e->gen == code_page_gen(c->m, gpa))
+		return &e->insn;
+	bool cacheable = (lin & 0xFFF) <= 4096 - 15 && gpa_to_hva(&c->m->ram, gpa, 1);
+	if (!cacheable) {
+		decode_insn(c, scratch);
+		/* an instruction that crossed a page still marks its first page */
+		return scratch;
+	}
+	code_page_mark(c, gpa);
+	uint32_t gen = code_page_gen(c->m, gpa);
+	e->gpa = 0;
+	decode_insn(c, &e->insn);
+	e->gen = gen;
+	e->gpa = key;
+	return &e->insn;
+}
+
+/* Trace ring (XVM_EMU_TRACE=1): the last instructions, printed on stop. */
+#define TRACE_RING 64
+static __thread struct { uint64_t rip; uint8_t bytes[8]; } trace_ring[TRACE_RING];
+static __thread unsigned trace_pos;
+
+void emu_trace_dump(struct emu_cpu *c)
+{
+	fprintf(stderr, "last %d instructions (oldest first):\n", TRACE_RING);
+	for (unsigned k = 0; k < TRACE_RING; k++) {
+		unsigned p = (trace_pos + k) % TRACE_RING;
+		fprintf(stderr, "  %016llx:", (unsigned long long)trace_ring[p].rip);
+		for (int b = 0; b < 8; b++)
+			fprintf(stderr, " %02x", trace_ring[p].bytes[b]);
+		fprintf(stderr, "\n");
+	}
+}
+
+static void execute(struct emu_cpu *c)
+{
+	struct insn scratch;
+	unsigned budget = 4096;
+	for (;;) {
+		if (__builtin_expect(__atomic_load_n(&c->pending, __ATOMIC_RELAXED) |
+				     (c->irq_pending & !!(c->rflags & FL_IF) & !c->int_shadow), 0)) {
+			if (service_events(c))
+				return;
+		}
+		if (c->halted || c->wait_sipi)
+			return;
+		const struct insn *i = lookup_insn(c, &scratch);
+		uint64_t next = c->rip + i->len;
+		c->next_rip = c->code64 ? next : c->code32 ? (uint32_t)next : (next & 0xFFFF);
+		c->int_shadow = false;
+		if (__builtin_expect(emu_trace_enabled, 0)) {
+			trace_ring[trace_pos].rip = c->rip;
+			memcpy(trace_ring[trace_pos].bytes, i->bytes, 8);
+			trace_pos = (trace_pos + 1) % TRACE_RING;
+		}
+		i->fn(c, i);
+		c->rip = c->next_rip;
+		c->icount++;
+		if (__builtin_expect(--budget == 0, 0)) {
+			budget = 4096;
+			if (machine_should_stop(c->m))
+				return;
+			check_code_epoch(c);
+		}
+	}
+}
+
+static void wait_for_event(struct emu_vcpu *ev)
+{
+	struct emu_cpu *c = ev->cpu;
+	pthread_mutex_lock(&ev->lock);
+	while (!__atomic_load_n(&c->pending, __ATOMIC_SEQ_CST) && !machine_should_stop(c->m)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&ev->wake, &ev->lock, &ts);
+		/* safety net: an interrupt the lapic holds for us */
+		if (c->lapic && !c->wait_sipi && (c->rflags & FL_IF) && lapic_has_interrupt(c->lapic))
+			break;
+	}
+	pthread_mutex_unlock(&ev->lock);
+}
+
+static void handle_fault(struct emu_cpu *c)
+{
+	int vec = c->exc_vector;
+	if (vec == EXC_PF || c->delivering)
+		log_debug("emu: vcpu%u exception %d (error %#x) at rip %#llx cr2 %#llx",
+			  c->v ? c->v->index : 0, vec, c->exc_error, (unsigned long long)c->rip,
+			  (unsigned long long)c->cr2);
+	deliver_event(c, vec, c->exc_has_error, c->exc_error, false, c->rip);
+}
+
+static int emu_vcpu_run(struct vcpu *v)
+{
+	struct emu_vcpu *ev = v->accel;
+	struct emu_cpu *c = ev->cpu;
+	while (!machine_should_stop(v->m)) {
+		if (setjmp(c->fault_jmp)) {
+			handle_fault(c);
+			continue;
+		}
+		if (c->halted || c->wait_sipi) {
+			wait_for_event(ev);
+			__atomic_store_n(&c->pending, 1, __ATOMIC_RELAXED);
+			if (service_events(c))
+				break;
+			if (c->halted || c->wait_sipi)
+				continue;
+		}
+		execute(c);
+	}
+	if (emu_trace_enabled) {
+		struct x86_cpu_state s;
+		emu_get_state(v, &s);
+		fprintf(stderr, "vcpu%u stopped after %llu instructions\n", v->index,
+			(unsigned long long)c->icount);
+		x86_dump_state(&s);
+		emu_trace_dump(c);
+	}
+	return 0;
 }
 
 const struct accel_ops emu_accel_ops = {
 	.name = "emu",
 	.probe = emu_probe,
+	.vm_init = emu_vm_init,
+	.vcpu_init = emu_vcpu_init,
+	.vcpu_run = emu_vcpu_run,
+	.vcpu_kick = emu_vcpu_kick,
+	.get_state = emu_get_state,
+	.set_state = emu_set_state,
+	.set_irq = emu_set_irq,
+	.send_msi = emu_send_msi,
+	.add_ioeventfd = emu_no_fd,
+	.add_irqfd = emu_no_irqfd,
+	.vcpu_destroy = emu_vcpu_destroy,
+	.vm_destroy = emu_vm_destroy,
 };
