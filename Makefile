@@ -34,7 +34,7 @@ SAN_OBJS := $(patsubst src/%.c,$(BUILD)/san/%.o,$(LIB_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
-.PHONY: all deps check unit guest-tests guest demo bench clean fuzz
+.PHONY: all deps check unit tools guest-tests guest demo bench clean fuzz
 all: $(BUILD)/xvm
 
 $(BUILD)/obj/%.o: src/%.c
@@ -66,6 +66,15 @@ $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libxvm-san.a
 
 unit: $(UNIT_BINS)
 
+# Test helper programs (tests/tools/*.c), linked against the plain library.
+TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libxvm.a
+	@mkdir -p $(dir $@)
+	@echo '  TOOL-LD $@'
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libxvm.a $(LDLIBS)
+
+tools: $(TOOL_BINS)
+
 # Guest test programs (freestanding, see tests/guest/README.md).
 guest-tests: $(BUILD)/xvm
 	@if [ -f tests/guest/Makefile ]; then $(MAKE) -C tests/guest BUILD=$(abspath $(BUILD))/guest-tests; fi
@@ -73,7 +82,7 @@ guest-tests: $(BUILD)/xvm
 deps:
 	bash scripts/deps.sh
 
-check: all unit guest-tests
+check: all unit tools guest-tests
 	bash tests/run-checks.sh $(BUILD)
 
 # The default guest (Debian's stock kernel + busybox initramfs), no root needed.
