@@ -392,10 +392,18 @@ struct lapic *lapic_new(struct vcpu *v)
 	return l;
 }
 
+/* Guards the vcpu->lapic pointers that senders (the PIT's timer, device
+ * threads, other vCPUs) walk, against lapic_free during teardown. */
+static pthread_rwlock_t lapics_lock = PTHREAD_RWLOCK_INITIALIZER;
+
 void lapic_free(struct lapic *l)
 {
 	if (!l)
 		return;
+	pthread_rwlock_wrlock(&lapics_lock);
+	if (l->vcpu->lapic == l)
+		__atomic_store_n(&l->vcpu->lapic, NULL, __ATOMIC_RELEASE);
+	pthread_rwlock_unlock(&lapics_lock);
 	hw_timer_free(l->timer);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
@@ -491,14 +499,20 @@ static uint32_t lapic_ppr_snapshot(struct lapic *l)
 	return p;
 }
 
+static struct lapic *vcpu_lapic(struct machine *m, unsigned i)
+{
+	return __atomic_load_n(&m->vcpus[i].lapic, __ATOMIC_ACQUIRE);
+}
+
 void apic_deliver(struct machine *m, const struct apic_irq *irq)
 {
+	pthread_rwlock_rdlock(&lapics_lock);
 	if (irq->delivery == APIC_DM_LOWEST && irq->shorthand == APIC_DEST_NOSHORT) {
 		/* Lowest priority: the matching APIC with the lowest PPR. */
 		struct lapic *best = NULL;
 		uint32_t best_ppr = UINT32_MAX;
 		for (unsigned i = 0; i < m->ncpus; i++) {
-			struct lapic *l = m->vcpus[i].lapic;
+			struct lapic *l = vcpu_lapic(m, i);
 			if (!l || !matches(l, irq))
 				continue;
 			uint32_t p = lapic_ppr_snapshot(l);
@@ -509,19 +523,21 @@ void apic_deliver(struct machine *m, const struct apic_irq *irq)
 		}
 		if (best)
 			lapic_accept(best, irq);
-		return;
+	} else {
+		for (unsigned i = 0; i < m->ncpus; i++) {
+			struct lapic *l = vcpu_lapic(m, i);
+			if (l && matches(l, irq))
+				lapic_accept(l, irq);
+		}
 	}
-	for (unsigned i = 0; i < m->ncpus; i++) {
-		struct lapic *l = m->vcpus[i].lapic;
-		if (l && matches(l, irq))
-			lapic_accept(l, irq);
-	}
+	pthread_rwlock_unlock(&lapics_lock);
 }
 
 void lapic_pic_intr_changed(struct machine *m)
 {
+	pthread_rwlock_rdlock(&lapics_lock);
 	for (unsigned i = 0; i < m->ncpus; i++) {
-		struct lapic *l = m->vcpus[i].lapic;
+		struct lapic *l = vcpu_lapic(m, i);
 		if (!l)
 			continue;
 		pthread_mutex_lock(&l->lock);
@@ -530,6 +546,7 @@ void lapic_pic_intr_changed(struct machine *m)
 		if (takes)
 			notify(l);
 	}
+	pthread_rwlock_unlock(&lapics_lock);
 }
 
 /* Sends the IPI in ICR (called with l->lock held; delivery happens after

@@ -182,6 +182,31 @@ static void test_channel0_interrupts(void **state)
 	fake_free(f);
 }
 
+/* vmm tears down the vCPUs (and their LAPICs) before the platform: a PIT
+ * still firing in between must not touch a freed LAPIC (ASan checks). */
+static void test_teardown_while_firing(void **state)
+{
+	for (int round = 0; round < 20; round++) {
+		struct fake *f = fake_new(2, true);
+		for (unsigned i = 0; i < 2; i++)
+			apic_enable(fake_lapic(f, i));
+		ioapic_mmio_write(f->m.ioapic, 0, 4, 0x10 + 5);
+		ioapic_mmio_write(f->m.ioapic, 0x10, 4, 0xFF000000u); /* broadcast */
+		ioapic_mmio_write(f->m.ioapic, 0, 4, 0x10 + 4);
+		ioapic_mmio_write(f->m.ioapic, 0x10, 4, 0x30);
+		pit_port_write(f->m.pit, CTL, 0x34);
+		pit_port_write(f->m.pit, CH0, 60);       /* every 50 us */
+		pit_port_write(f->m.pit, CH0, 0);
+		sleep_us(500);
+		for (unsigned i = 0; i < 2; i++)
+			lapic_free(fake_lapic(f, i));
+		assert_null(f->m.vcpus[0].lapic);
+		sleep_us(200);
+		platform_destroy(&f->m);
+		free(f);
+	}
+}
+
 static void test_ports(void **state)
 {
 	struct machine m = { 0 };
@@ -208,6 +233,7 @@ int main(void)
 		cmocka_unit_test(test_counting_and_readback),
 		cmocka_unit_test(test_channel2_port61),
 		cmocka_unit_test(test_channel0_interrupts),
+		cmocka_unit_test(test_teardown_while_firing),
 		cmocka_unit_test(test_ports),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
