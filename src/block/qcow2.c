@@ -573,7 +573,7 @@ static int qcow2_set_backing(struct blockdev *bd, const char *backing, const cha
 }
 
 /* Points the image at a bigger L1 table (copy, switch header, free old). */
-static int grow_l1(struct qcow2 *s, uint64_t new_entries)
+int qcow2_grow_l1(struct qcow2 *s, uint64_t new_entries)
 {
 	uint64_t cs = s->cluster_size;
 	if (new_entries * 8 > QCOW2_MAX_L1_BYTES)
@@ -628,7 +628,7 @@ static int qcow2_resize(struct blockdev *bd, uint64_t new_size)
 	}
 	uint64_t need = (new_size + l2_cover - 1) / l2_cover;
 	if (need > s->l1_size) {
-		ret = grow_l1(s, need);
+		ret = qcow2_grow_l1(s, need);
 		if (ret < 0)
 			goto out;
 	}
@@ -799,6 +799,7 @@ const struct block_driver block_driver_qcow2 = {
 	.write_zeroes = qcow2_write_zeroes,
 	.status = qcow2_status,
 	.resize = qcow2_resize,
+	.map = qcow2_map,
 	.create = qcow2_create,
 	.get_info = qcow2_get_info,
 	.set_backing = qcow2_set_backing,

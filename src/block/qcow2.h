@@ -196,6 +196,8 @@ int qcow2_refcount_write_entries(struct qcow2 *s, uint64_t block_off, uint8_t *b
 /* Header (qcow2.c). */
 int qcow2_write_header(struct qcow2 *s);
 int qcow2_write_l1_entries(struct qcow2 *s, uint64_t first, uint64_t n);
+/* Moves the active L1 to a bigger table. */
+int qcow2_grow_l1(struct qcow2 *s, uint64_t new_entries);
 int qcow2_update_incompat(struct qcow2 *s, uint64_t set, uint64_t clear);
 
 /* I/O (qcow2_io.c). */
@@ -205,6 +207,8 @@ int qcow2_discard(struct blockdev *bd, uint64_t off, uint64_t len);
 int qcow2_write_zeroes(struct blockdev *bd, uint64_t off, uint64_t len, unsigned flags);
 int qcow2_status(struct blockdev *bd, uint64_t off, uint64_t len, uint64_t *pnum,
 		 unsigned *status);
+int qcow2_map(struct blockdev *bd, uint64_t off, uint64_t len, uint64_t *pnum,
+	      unsigned *status, uint64_t *host_off);
 int qcow2_pwrite_compressed(struct blockdev *bd, const void *buf, uint64_t len,
 			    uint64_t off);
 /* Frees whole clusters [off, off+len) (entries become unallocated). */

@@ -903,3 +903,34 @@ int qcow2_fix_copied_flags(struct qcow2 *s)
 	}
 	return 0;
 }
+
+/* ---- map: this layer only, with host offsets ---- */
+
+int qcow2_map(struct blockdev *bd, uint64_t off, uint64_t len, uint64_t *pnum,
+	      unsigned *status, uint64_t *host_off)
+{
+	struct qcow2 *s = bd->priv;
+	struct run r;
+	pthread_mutex_lock(&s->lock);
+	int ret = map_run(s, off, len, &r);
+	pthread_mutex_unlock(&s->lock);
+	if (ret < 0)
+		return ret;
+	*host_off = UINT64_MAX;
+	switch (r.type) {
+	case C_UNALLOC:
+		*status = 0;
+		break;
+	case C_ZERO:
+		*status = BLOCK_STATUS_ZERO | BLOCK_STATUS_ALLOCATED;
+		break;
+	case C_COMPRESSED:
+		*status = BLOCK_STATUS_DATA | BLOCK_STATUS_ALLOCATED | BLOCK_STATUS_COMPRESSED;
+		break;
+	default:
+		*status = BLOCK_STATUS_DATA | BLOCK_STATUS_ALLOCATED;
+		*host_off = r.host;
+	}
+	*pnum = r.bytes;
+	return 0;
+}

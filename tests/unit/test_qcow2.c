@@ -247,6 +247,11 @@ static void test_zero_discard_status(void **state)
 	assert_int_equal(block_status(bd, 0, 4 * MiB, &pnum, &st), 0);
 	assert_int_equal(pnum, 4 * MiB);
 	assert_int_equal(st, BLOCK_STATUS_DATA | BLOCK_STATUS_ALLOCATED);
+	uint64_t host;
+	assert_int_equal(block_map(bd, 65536, 4 * MiB, &pnum, &st, &host), 0);
+	assert_int_equal(st, BLOCK_STATUS_DATA | BLOCK_STATUS_ALLOCATED);
+	assert_int_equal(host % 65536, 0);
+	assert_true(host >= 4 * 65536);
 
 	assert_int_equal(block_write_zeroes(bd, 100, 200000, 0), 0);
 	assert_int_equal(block_write_zeroes(bd, MiB, MiB, BLOCK_ZERO_MAY_UNMAP), 0);
@@ -332,6 +337,11 @@ static void compressed(const char *comp, uint32_t cs)
 	struct block_check_result r;
 	assert_int_equal(block_check(bd, 0, &r), 0);
 	assert_true(r.compressed_clusters >= 7);
+	uint64_t pnum, host;
+	unsigned st;
+	assert_int_equal(block_map(bd, 0, cs, &pnum, &st, &host), 0);
+	assert_true(st & BLOCK_STATUS_COMPRESSED);
+	assert_int_equal(host, UINT64_MAX);
 	assert_int_equal(block_close(bd), 0);
 	free(buf);
 	free(rd);
@@ -492,6 +502,105 @@ static void test_preallocate(void **state)
 	assert_int_equal(block_close(bd), 0);
 }
 
+static void test_snapshots(void **state)
+{
+	char err[256];
+	struct block_create_opts o = { .size = 2 * MiB, .cluster_size = 4096 };
+	struct blockdev *bd = create_open("s.qcow2", o);
+	uint8_t *v1 = xmalloc(2 * MiB), *v2 = xmalloc(2 * MiB), *rd = xmalloc(2 * MiB);
+	fill(v1, 2 * MiB, 1);
+	assert_int_equal(block_pwrite(bd, v1, MiB, 0), 0);
+	memset(v1 + MiB, 0, MiB);
+	assert_int_equal(block_snapshot_create(bd, "one", err, sizeof(err)), 0);
+	assert_int_equal(block_snapshot_create(bd, "one", err, sizeof(err)), -EEXIST);
+	check_clean(bd);
+	memcpy(v2, v1, 2 * MiB);
+	fill(v2 + 1000, 5000, 2);
+	assert_int_equal(block_pwrite(bd, v2 + 1000, 5000, 1000), 0); /* COW */
+	fill(v2 + MiB, 4096, 3);
+	assert_int_equal(block_pwrite(bd, v2 + MiB, 4096, MiB), 0);
+	assert_int_equal(block_discard(bd, 64 * KiB, 64 * KiB), 0);
+	memset(v2 + 64 * KiB, 0, 64 * KiB);
+	assert_int_equal(block_resize(bd, 3 * MiB), 0);
+	check_clean(bd);
+	assert_int_equal(block_snapshot_create(bd, "two", err, sizeof(err)), 0);
+	struct block_snapshot *list;
+	unsigned n;
+	assert_int_equal(block_snapshot_list(bd, &list, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].name, "one");
+	assert_string_equal(list[1].id, "2");
+	assert_int_equal(list[0].disk_size, 2 * MiB);
+	assert_int_equal(list[1].disk_size, 3 * MiB);
+	free(list);
+
+	assert_int_equal(block_snapshot_apply(bd, "one", err, sizeof(err)), 0);
+	assert_int_equal(block_size(bd), 2 * MiB);
+	assert_int_equal(block_pread(bd, rd, 2 * MiB, 0), 0);
+	assert_memory_equal(rd, v1, 2 * MiB);
+	check_clean(bd);
+	assert_int_equal(block_snapshot_delete(bd, "1", err, sizeof(err)), 0); /* by id */
+	check_clean(bd);
+	assert_int_equal(block_snapshot_apply(bd, "two", err, sizeof(err)), 0);
+	assert_int_equal(block_pread(bd, rd, 2 * MiB, 0), 0);
+	assert_memory_equal(rd, v2, 2 * MiB);
+	assert_int_equal(block_snapshot_apply(bd, "nope", err, sizeof(err)), -ENOENT);
+	assert_int_equal(block_snapshot_delete(bd, "two", err, sizeof(err)), 0);
+	check_clean(bd);
+	bd = reopen(bd, "s.qcow2", 0);
+	assert_int_equal(block_snapshot_list(bd, &list, &n), 0);
+	assert_int_equal(n, 0);
+	free(list);
+	assert_int_equal(block_pread(bd, rd, 2 * MiB, 0), 0);
+	assert_memory_equal(rd, v2, 2 * MiB);
+	check_clean(bd);
+	assert_int_equal(block_close(bd), 0);
+	free(v1);
+	free(v2);
+	free(rd);
+}
+
+static void test_check_repair(void **state)
+{
+	struct block_create_opts o = { .size = MiB };
+	struct blockdev *bd = create_open("k.qcow2", o);
+	uint8_t b[4096];
+	fill(b, sizeof(b), 1);
+	assert_int_equal(block_pwrite(bd, b, sizeof(b), 0), 0); /* L2 at 4, data at 5 */
+	assert_int_equal(block_close(bd), 0);
+	uint8_t zero[2] = { 0, 0 }, one[2] = { 0, 1 };
+	poke("k.qcow2", 2 * 65536 + 2 * 5, zero, 2);   /* data cluster: refcount 0 */
+	poke("k.qcow2", 2 * 65536 + 2 * 9, one, 2);    /* cluster 9: leaked */
+	char err[256];
+	assert_int_equal(block_open(tmp_path("k.qcow2"), NULL, 0, &bd, err, sizeof(err)), 0);
+	struct block_check_result r;
+	assert_int_equal(block_check(bd, 0, &r), 0);
+	assert_true(r.corruptions >= 1);
+	assert_int_equal(r.leaks, 1);
+	assert_non_null(strstr(r.first_problem, "0x50000"));
+	assert_int_equal(block_check(bd, BLOCK_FIX_LEAKS, &r), 0);
+	assert_int_equal(r.leaks_fixed, 1);
+	assert_int_equal(r.corruptions_fixed, 0);
+	assert_int_equal(block_check(bd, BLOCK_FIX_LEAKS | BLOCK_FIX_ERRORS, &r), 0);
+	assert_true(r.corruptions_fixed >= 1);
+	check_clean(bd);
+	uint8_t rd[4096];
+	assert_int_equal(block_pread(bd, rd, sizeof(rd), 0), 0);
+	assert_memory_equal(rd, b, sizeof(b));
+	assert_int_equal(block_close(bd), 0);
+
+	/* a dirty image (lazy refcounts by another tool) is repaired on open */
+	poke("k.qcow2", 2 * 65536 + 2 * 5, zero, 2);
+	uint8_t dirty[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+	poke("k.qcow2", 72, dirty, 8);
+	assert_int_equal(block_open(tmp_path("k.qcow2"), NULL, 0, &bd, err, sizeof(err)), 0);
+	struct block_info info;
+	block_get_info(bd, &info);
+	assert_false(info.dirty);
+	check_clean(bd);
+	assert_int_equal(block_close(bd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -513,6 +622,8 @@ int main(void)
 		cmocka_unit_test(test_corrupt_l2_entry),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_preallocate),
+		cmocka_unit_test(test_snapshots),
+		cmocka_unit_test(test_check_repair),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
