@@ -12,9 +12,10 @@
  *   blktool snapshot IMG -c|-a|-d|-l [NAME]
  *   blktool resize IMG SIZE
  *   blktool info IMG
- *   blktool crash-writer IMG SEED               random writes+flushes forever; logs
- *                                               flushed writes to stdout
- *   blktool verify-log IMG LOG                  checks that flushed writes survived
+ *   blktool crash-init IMG                      fills the image with generation 0
+ *   blktool crash-writer IMG SEED               seeded writes/zeroes/discards forever,
+ *                                               "flushed G" after each flush
+ *   blktool crash-verify IMG SEED G             flushed state survived (exit 2 if not)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -279,38 +280,132 @@ static int cmd_info(char **argv)
 	return block_close(bd) < 0;
 }
 
-/* Random writes forever (until killed). After each flush it prints the
- * writes the flush covered, so a verifier knows what must survive. */
+/* ---- crash test: a writer that is killed, and a verifier ----
+ * The disk is seen as 4 KiB slots. Op g (1, 2, ...) is a pure function of
+ * (seed, g): it sets a run of slots to pattern (seed, g) or to zeros.
+ * Generation 0 is the initial content (every slot holds pattern 0). */
+#define SLOT 4096ULL
+
+struct crash_op { int kind; uint64_t slot, n; }; /* kind 0 write, 1 zero, 2 discard */
+
+static struct crash_op crash_op(uint64_t seed, uint64_t gen, uint64_t slots)
+{
+	uint64_t x = seed * 0x9e3779b97f4a7c15ULL ^ gen * 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 31;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 29;
+	struct crash_op op;
+	op.n = 1 + (x % 48);
+	op.slot = (x >> 8) % (slots - op.n);
+	unsigned k = (unsigned)((x >> 40) % 10);
+	op.kind = k < 7 ? 0 : k < 9 ? 1 : 2;
+	return op;
+}
+
+static void slot_pattern(uint8_t *buf, uint64_t slot, uint64_t seed, uint64_t gen)
+{
+	pattern(buf, SLOT, slot * SLOT, seed * 1000003 + gen);
+}
+
 static _Noreturn void cmd_crash_writer(char **argv)
 {
 	struct blockdev *bd = open_img(argv[0], 0);
-	uint64_t seed = num(argv[1]), size = block_size(bd);
-	srandom((unsigned)seed);
-	uint8_t *buf = xmalloc(1 * MiB);
+	uint64_t seed = num(argv[1]), slots = block_size(bd) / SLOT;
+	uint8_t *buf = xmalloc(48 * SLOT);
 	setvbuf(stdout, NULL, _IONBF, 0);
 	for (uint64_t gen = 1;; gen++) {
-		uint64_t len = 512 * (1 + (uint64_t)random() % 512);
-		uint64_t off = ((uint64_t)random() * 512) % (size - len);
-		off = ALIGN_DOWN(off, 512);
-		int op = (int)(random() % 10);
+		struct crash_op op = crash_op(seed, gen, slots);
 		int ret;
-		if (op < 7) {
-			pattern(buf, len, off, seed * 100000 + gen);
-			ret = block_pwrite(bd, buf, len, off);
-		} else if (op < 8) {
-			ret = block_discard(bd, off, len);
+		if (op.kind == 0) {
+			for (uint64_t i = 0; i < op.n; i++)
+				slot_pattern(buf + i * SLOT, op.slot + i, seed, gen);
+			ret = block_pwrite(bd, buf, op.n * SLOT, op.slot * SLOT);
+		} else if (op.kind == 1) {
+			ret = block_write_zeroes(bd, op.slot * SLOT, op.n * SLOT, gen & 1);
 		} else {
-			ret = block_write_zeroes(bd, off, len, op == 9 ? BLOCK_ZERO_MAY_UNMAP : 0);
+			ret = block_discard(bd, op.slot * SLOT, op.n * SLOT);
 		}
 		if (ret < 0)
 			fail("crash-writer op", ret);
 		if (gen % 8 == 0) {
-			ret = block_flush(bd);
-			if (ret < 0)
+			if ((ret = block_flush(bd)) < 0)
 				fail("flush", ret);
 			printf("flushed %llu\n", (unsigned long long)gen);
 		}
 	}
+}
+
+/* Every slot must hold its state as of the last flush, or a state that a
+ * later (unflushed) op may have given it. */
+static int cmd_crash_verify(char **argv)
+{
+	struct blockdev *bd = open_img(argv[0], BLOCK_OPEN_RDONLY);
+	uint64_t seed = num(argv[1]), flushed = num(argv[2]), slots = block_size(bd) / SLOT;
+	uint64_t *last = xcalloc(slots, sizeof(*last)); /* gen of state; kind in low bits */
+	int *kind = xcalloc(slots, sizeof(*kind));
+	for (uint64_t g = 1; g <= flushed; g++) {
+		struct crash_op op = crash_op(seed, g, slots);
+		for (uint64_t i = 0; i < op.n; i++) {
+			last[op.slot + i] = g;
+			kind[op.slot + i] = op.kind;
+		}
+	}
+	uint8_t *got = xmalloc(SLOT), *want = xmalloc(SLOT), *zero = xcalloc(1, SLOT);
+	uint64_t bad = 0;
+	for (uint64_t s = 0; s < slots; s++) {
+		int ret = block_pread(bd, got, SLOT, s * SLOT);
+		if (ret < 0)
+			fail("read", ret);
+		bool ok = kind[s] == 2; /* discarded: any content is allowed */
+		if (ok) {
+		} else if (kind[s] == 0) {
+			slot_pattern(want, s, last[s] ? seed : 0, last[s]);
+			if (last[s] == 0)
+				slot_pattern(want, s, 0, 0);
+			ok = !memcmp(got, want, SLOT);
+		} else {
+			ok = !memcmp(got, zero, SLOT);
+		}
+		for (uint64_t g = flushed + 1; !ok && g <= flushed + 8; g++) {
+			struct crash_op op = crash_op(seed, g, slots);
+			if (s < op.slot || s >= op.slot + op.n)
+				continue;
+			if (op.kind == 0) {
+				slot_pattern(want, s, seed, g);
+				ok = !memcmp(got, want, SLOT);
+			} else if (op.kind == 2) {
+				ok = true;
+			} else {
+				ok = !memcmp(got, zero, SLOT);
+			}
+		}
+		if (!ok && bad++ < 5)
+			fprintf(stderr, "slot %llu: content lost (state gen %llu kind %d)\n",
+				(unsigned long long)s, (unsigned long long)last[s], kind[s]);
+	}
+	block_close(bd);
+	free(last);
+	free(kind);
+	free(got);
+	free(want);
+	free(zero);
+	return bad ? 2 : 0;
+}
+
+/* Initial content for the crash test: every slot pattern (0, 0). */
+static int cmd_crash_init(char **argv)
+{
+	struct blockdev *bd = open_img(argv[0], 0);
+	uint64_t slots = block_size(bd) / SLOT;
+	uint8_t *buf = xmalloc(SLOT);
+	for (uint64_t s = 0; s < slots; s++) {
+		slot_pattern(buf, s, 0, 0);
+		int ret = block_pwrite(bd, buf, SLOT, s * SLOT);
+		if (ret < 0)
+			fail("write", ret);
+	}
+	free(buf);
+	return block_close(bd) < 0;
 }
 
 int main(int argc, char **argv)
@@ -362,6 +457,10 @@ int main(int argc, char **argv)
 		return cmd_info(argv);
 	if (!strcmp(cmd, "crash-writer") && argc >= 2)
 		cmd_crash_writer(argv);
+	if (!strcmp(cmd, "crash-verify") && argc >= 3)
+		return cmd_crash_verify(argv);
+	if (!strcmp(cmd, "crash-init"))
+		return cmd_crash_init(argv);
 	fprintf(stderr, "blktool: unknown command or missing arguments\n");
 	return 1;
 }
