@@ -17,7 +17,7 @@ if [ ${#engines[@]} -eq 0 ]; then
 	exit 77
 fi
 
-le32() { printf "\\x%02x\\x%02x\\x%02x\\x%02x" $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
+le32() { printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)))"; }
 # mkkernel FILE CODE-BYTES...: a Multiboot v1 a.out-kludge image loaded at
 # 1 MiB, entered (32-bit protected mode) at the code after the header.
 mkkernel() {
