@@ -59,6 +59,11 @@
 #define PORT_ACPI_GPE0     0x620
 #define ACPI_SLP_TYP_S5    5     /* DSDT _S5 value; PM1a_CNT SLP_TYP field */
 #define ACPI_SLP_EN        (1 << 13)
+#define ACPI_PM1_EVT_LEN   4     /* status word, enable word */
+#define ACPI_PM1_CNT_LEN   2
+#define ACPI_PM_TMR_LEN    4
+#define ACPI_PM_TMR_32BIT  1     /* 32-bit PM timer: FADT flag TMR_VAL_EXT */
+#define ACPI_GPE0_BLK_LEN  4     /* GPE0 status (2 bytes), enable (2 bytes) */
 
 /* Legacy IRQs (GSI numbers on the IOAPIC; ISA IRQ n = GSI n except 0 -> 2). */
 #define IRQ_PIT            0

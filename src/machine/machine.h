@@ -14,6 +14,7 @@
 
 struct loop;
 struct pci_bus;
+struct console;
 
 #define MAX_VCPUS      64
 #define MAX_INITRDS    16
@@ -89,6 +90,7 @@ struct machine {
 	uint64_t tsc_epoch_ns;            /* CLOCK_MONOTONIC at guest TSC 0 */
 
 	struct pci_bus *pci;              /* hw/pci.c: bus 0 (pci_init) */
+	struct console *console;          /* vmm/console.h: the cfg->console back end */
 	void *virtio;                     /* hw/virtio: devices and mmio slots */
 
 	int run_state;                    /* enum vm_run_state, atomic */

@@ -4,12 +4,18 @@
  * only where a device uses another one: the console back end before the
  * UART that drives it, the PCI host before PCI devices. */
 #include "machine/pc.h"
+#include "hw/acpi_pm.h"
+#include "hw/debug_exit.h"
+#include "hw/i8042.h"
 #include "hw/io.h"
 #include "hw/pci.h"
+#include "hw/rtc.h"
+#include "hw/serial.h"
 #include "hw/virtio/devices.h"
 #include "lib/log.h"
 #include "machine/layout.h"
 #include "machine/machine.h"
+#include "vmm/console.h"
 
 /* Port 0x80 is the POST-code port: Linux writes to it as an I/O delay
  * (thousands of times while booting) and firmware leaves progress codes
@@ -49,9 +55,28 @@ static int post_port_init(struct machine *m)
 	return 0;
 }
 
+static void console_teardown(void *opaque)
+{
+	struct console *c = opaque;
+	console_close(c);
+}
+
+static int console_init(struct machine *m)
+{
+	m->console = console_open(m, m->cfg->console, m->cfg->console_path);
+	if (!m->console)
+		return -1;
+	machine_on_teardown(m, console_teardown, m->console);
+	return 0;
+}
+
 int pc_create_devices(struct machine *m)
 {
 	if (post_port_init(m) < 0)
+		return -1;
+	/* Legacy PC devices; the console back end before the UART. */
+	if (console_init(m) < 0 || serial_init(m) < 0 || i8042_init(m) < 0 ||
+	    rtc_init(m) < 0 || !acpi_pm_init(m) || debug_exit_init(m) < 0)
 		return -1;
 	if (!pci_init(m))
 		return -1;
