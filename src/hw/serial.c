@@ -342,8 +342,7 @@ void serial_free(struct serial *s)
 {
 	if (!s)
 		return;
-	if (s->con)
-		console_set_input(s->con, NULL, NULL);
+	console_detach_input(s->con, s);
 	io_unregister(s->m->pio, s->base, s);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

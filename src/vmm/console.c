@@ -407,6 +407,18 @@ void console_set_input(struct console *c, console_input_fn fn, void *opaque)
 	wake(c);
 }
 
+void console_detach_input(struct console *c, void *opaque)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->in_lock);
+	if (c->in_opaque == opaque) {
+		c->in_fn = NULL;
+		c->in_opaque = NULL;
+	}
+	pthread_mutex_unlock(&c->in_lock);
+}
+
 void console_pause_input(struct console *c)
 {
 	if (!c)

@@ -58,8 +58,12 @@ void console_flush(struct console *c);
 /* Sets (or with fn NULL, clears) the receiver of input. Input that arrives
  * with no receiver is held back (not read), not dropped. */
 void console_set_input(struct console *c, console_input_fn fn, void *opaque);
-/* Stops / restarts reading input. Thread-safe. Resume also retries the
- * bytes the receiver refused last time. */
+/* Clears the receiver if it is still the one with this opaque (a device
+ * going away must not unhook a device that took the input over). */
+void console_detach_input(struct console *c, void *opaque);
+/* Stops / restarts reading input. Thread-safe, never blocks (callable
+ * with a device lock held). Resume also retries the bytes the receiver
+ * refused last time, and cancels a pause. */
 void console_pause_input(struct console *c);
 void console_resume_input(struct console *c);
 

@@ -1,6 +1,7 @@
 /* Builds the machine's virtio devices from its configuration and keeps
  * the list (for teardown and for the virtio-mmio command line). */
 #include "hw/virtio/devices.h"
+#include "vmm/console.h"
 #include "block/block.h"
 #include "hw/pci.h"
 #include "hw/virtio/transport.h"
@@ -162,55 +163,51 @@ static int create_net(struct machine *m, const struct net_config *nc)
 	return r;
 }
 
-/* --console virtio: hvc0 on the VMM's stdout/stdin. (The shared console
- * back end, vmm/console.h, will take this over: raw tty, escape keys.) */
-static void console_to_stdout(void *opaque, const uint8_t *buf, size_t len)
+/* --console virtio: hvc0 on the shared console back end (vmm/console.h:
+ * raw terminal, escape keys, output buffering, input back-pressure). */
+static void console_sink_write(void *opaque, const uint8_t *buf, size_t len)
 {
-	if (write_full(STDOUT_FILENO, buf, len) < 0)
-		log_once(LOG_WARN, "virtio-console: cannot write to stdout");
+	struct machine *m = opaque;
+	console_write(m->console, buf, len);
 }
 
-struct stdin_feed {
+static void console_sink_room(void *opaque)
+{
+	struct machine *m = opaque;
+	console_resume_input(m->console);
+}
+
+static size_t console_input_to_virtio(void *opaque, const uint8_t *buf, size_t len)
+{
+	return virtio_console_input(opaque, buf, len);
+}
+
+struct console_link {
 	struct machine *m;
 	struct virtio_dev *v;
-	bool watching;
 };
 
-static void stdin_ready(void *opaque, uint32_t events)
+static void console_link_teardown(void *opaque)
 {
-	struct stdin_feed *f = opaque;
-	uint8_t buf[256];
-	ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
-	if (n > 0) {
-		virtio_console_input(f->v, buf, (size_t)n);
-	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-		loop_del_fd(f->m->loop, STDIN_FILENO); /* EOF: stop watching */
-		f->watching = false;
-	}
-}
-
-static void stdin_feed_teardown(void *opaque)
-{
-	struct stdin_feed *f = opaque;
-	if (f->watching)
-		loop_del_fd(f->m->loop, STDIN_FILENO);
-	free(f);
+	struct console_link *l = opaque;
+	console_detach_input(l->m->console, l->v);
+	free(l);
 }
 
 static int create_console(struct machine *m)
 {
-	struct virtio_console_sink sink = { console_to_stdout, NULL, NULL };
+	struct virtio_console_sink sink = { console_sink_write, console_sink_room, m };
 	struct virtio_dev *v = virtio_console_new(m, &m->ram, &sink);
 	add_dev(m, KIND_CONSOLE, v, NULL, NULL);
 	if (attach(m, v, NULL) < 0)
 		return -1;
-	struct stdin_feed *f = xcalloc(1, sizeof(*f));
-	f->m = m;
-	f->v = v;
-	if (m->loop && loop_add_fd(m->loop, STDIN_FILENO, EPOLLIN, stdin_ready, f) == 0)
-		f->watching = true;
+	struct console_link *l = xcalloc(1, sizeof(*l));
+	l->m = m;
+	l->v = v;
+	/* hvc0 takes the input over from the UART. */
+	console_set_input(m->console, console_input_to_virtio, v);
 	/* Registered after the board's hook, so it runs before it. */
-	machine_on_teardown(m, stdin_feed_teardown, f);
+	machine_on_teardown(m, console_link_teardown, l);
 	return 0;
 }
 
