@@ -55,25 +55,19 @@ static bool line_up(const struct ioapic *io, unsigned pin)
 	return io->lines >> pin & 1;
 }
 
-/* Sends pin's message if it may be sent now. Returns true if it queued a
- * message in *out for delivery after the lock is dropped. Holding the
- * ioapic lock across apic_deliver would also be legal (ioapic -> lapic is
- * the lock order); delivering outside keeps lapic notify latency low. */
-static bool service_pin(struct ioapic *io, unsigned pin, struct apic_irq *out)
+/* Sends pin's message if it may be sent now. Called with io->lock held:
+ * delivering under it (the lock order is ioapic -> lapic) lets remote IRR
+ * be set only when a LAPIC really took the interrupt, so a level pin aimed
+ * at nobody (or at a disabled APIC) is re-sent once the guest fixes the
+ * entry, instead of staying blocked forever. */
+static void service_pin(struct ioapic *io, unsigned pin)
 {
 	uint64_t e = io->rte[pin];
 	if (e & RTE_MASKED)
-		return false;
-	if (e & RTE_LEVEL) {
-		if (!line_up(io, pin) || (e & RTE_REMOTE_IRR))
-			return false;
-		/* Remote IRR: the LAPIC accepted it; cleared by its EOI. NMI,
-		 * INIT and ExtINT are never EOI'd, so they do not set it. */
-		unsigned dm = RTE_DM(e);
-		if (dm == APIC_DM_FIXED || dm == APIC_DM_LOWEST)
-			io->rte[pin] |= RTE_REMOTE_IRR;
-	}
-	*out = (struct apic_irq){
+		return;
+	if ((e & RTE_LEVEL) && (!line_up(io, pin) || (e & RTE_REMOTE_IRR)))
+		return;
+	struct apic_irq msg = {
 		.vector = RTE_VECTOR(e),
 		.delivery = RTE_DM(e),
 		.logical = e & RTE_LOGICAL,
@@ -81,12 +75,17 @@ static bool service_pin(struct ioapic *io, unsigned pin, struct apic_irq *out)
 		.assert = true,
 		.dest = RTE_DEST(e),
 	};
-	if (out->delivery == APIC_DM_STARTUP || out->delivery == 3 || out->delivery == APIC_DM_SMI) {
+	if (msg.delivery == APIC_DM_STARTUP || msg.delivery == 3 || msg.delivery == APIC_DM_SMI) {
 		log_once(LOG_WARN, "ioapic: pin %u uses delivery mode %u; ignored",
-			 pin, out->delivery);
-		return false;
+			 pin, msg.delivery);
+		return;
 	}
-	return true;
+	unsigned taken = apic_deliver(io->m, &msg);
+	/* Remote IRR: a LAPIC accepted a level interrupt; its EOI clears it.
+	 * NMI, INIT and ExtINT are never EOI'd, so they do not set it. */
+	if ((e & RTE_LEVEL) && taken &&
+	    (msg.delivery == APIC_DM_FIXED || msg.delivery == APIC_DM_LOWEST))
+		io->rte[pin] |= RTE_REMOTE_IRR;
 }
 
 void ioapic_set_irq(struct ioapic *io, unsigned pin, int level)
@@ -95,8 +94,6 @@ void ioapic_set_irq(struct ioapic *io, unsigned pin, int level)
 		log_once(LOG_WARN, "ioapic: no pin %u", pin);
 		return;
 	}
-	struct apic_irq msg;
-	bool send = false;
 	pthread_mutex_lock(&io->lock);
 	bool was = line_up(io, pin);
 	if (level)
@@ -105,16 +102,12 @@ void ioapic_set_irq(struct ioapic *io, unsigned pin, int level)
 		io->lines &= ~(1u << pin);
 	/* Edge pins fire on the rising edge only; a masked edge is lost. */
 	if (level && ((io->rte[pin] & RTE_LEVEL) || !was))
-		send = service_pin(io, pin, &msg);
+		service_pin(io, pin);
 	pthread_mutex_unlock(&io->lock);
-	if (send)
-		apic_deliver(io->m, &msg);
 }
 
 void ioapic_eoi(struct ioapic *io, uint8_t vector)
 {
-	struct apic_irq msgs[IOAPIC_PINS];
-	unsigned n = 0;
 	pthread_mutex_lock(&io->lock);
 	for (unsigned pin = 0; pin < IOAPIC_PINS; pin++) {
 		uint64_t e = io->rte[pin];
@@ -122,12 +115,9 @@ void ioapic_eoi(struct ioapic *io, uint8_t vector)
 			continue;
 		io->rte[pin] &= ~RTE_REMOTE_IRR;
 		/* Still asserted: the device wants service again. */
-		if (service_pin(io, pin, &msgs[n]))
-			n++;
+		service_pin(io, pin);
 	}
 	pthread_mutex_unlock(&io->lock);
-	for (unsigned i = 0; i < n; i++)
-		apic_deliver(io->m, &msgs[i]);
 }
 
 static uint32_t read_indirect(struct ioapic *io)
@@ -148,18 +138,16 @@ static uint32_t read_indirect(struct ioapic *io)
 	return 0;
 }
 
-/* Returns true if *out holds a message to send (an unmasked, asserted level
- * pin). */
-static bool write_indirect(struct ioapic *io, uint32_t value, struct apic_irq *out)
+static void write_indirect(struct ioapic *io, uint32_t value)
 {
 	uint32_t idx = io->select;
 	if (idx == IDX_ID) {
 		io->id = value & 0x0F000000u;
-		return false;
+		return;
 	}
 	if (idx < IDX_REDIR || idx >= IDX_REDIR + 2 * IOAPIC_PINS) {
 		log_once(LOG_DEBUG, "ioapic: write to read-only register 0x%x", idx);
-		return false;
+		return;
 	}
 	unsigned pin = (idx - IDX_REDIR) / 2;
 	uint64_t e = io->rte[pin];
@@ -172,7 +160,8 @@ static bool write_indirect(struct ioapic *io, uint32_t value, struct apic_irq *o
 		e &= ~RTE_REMOTE_IRR;
 	io->rte[pin] = e;
 	/* Unmasking (or making level) an asserted level pin delivers it. */
-	return (e & RTE_LEVEL) && line_up(io, pin) && service_pin(io, pin, out);
+	if (e & RTE_LEVEL)
+		service_pin(io, pin);
 }
 
 uint64_t ioapic_mmio_read(void *opaque, uint64_t offset, unsigned size)
@@ -193,8 +182,6 @@ uint64_t ioapic_mmio_read(void *opaque, uint64_t offset, unsigned size)
 void ioapic_mmio_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
 {
 	struct ioapic *io = opaque;
-	struct apic_irq msg;
-	bool send = false;
 	if (offset == REG_EOI) {
 		ioapic_eoi(io, (uint8_t)value);
 		return;
@@ -203,13 +190,11 @@ void ioapic_mmio_write(void *opaque, uint64_t offset, unsigned size, uint64_t va
 	if (offset == REG_SELECT)
 		io->select = (uint32_t)value & 0xFF;
 	else if (offset == REG_WINDOW && size >= 4)
-		send = write_indirect(io, (uint32_t)value, &msg);
+		write_indirect(io, (uint32_t)value);
 	else
 		log_once(LOG_DEBUG, "ioapic: write at 0x%llx size %u ignored",
 			 (unsigned long long)offset, size);
 	pthread_mutex_unlock(&io->lock);
-	if (send)
-		apic_deliver(io->m, &msg);
 }
 
 static const struct io_ops ioapic_ops = {

@@ -215,9 +215,9 @@ static void timer_stop(struct lapic *l)
 /* Writing the initial count (re)starts a one-shot or periodic count. */
 static void timer_start_count(struct lapic *l, uint32_t count)
 {
-	l->timer_initial = count;
 	if (timer_mode(l) == TIMER_TSC_DEADLINE)
 		return; /* the initial count is ignored in deadline mode */
+	l->timer_initial = count;
 	if (!count) {
 		timer_stop(l);
 		return;
@@ -448,18 +448,20 @@ static bool matches(struct lapic *l, const struct apic_irq *irq)
 	return dest == 0xFF || dest == __atomic_load_n(&l->id, __ATOMIC_RELAXED) >> 24;
 }
 
-/* One lapic receives one message. */
-static void lapic_accept(struct lapic *l, const struct apic_irq *irq)
+/* One lapic receives one message. Returns true if it took it (a fixed
+ * vector landed in IRR), false if it dropped it. */
+static bool lapic_accept(struct lapic *l, const struct apic_irq *irq)
 {
-	bool wake = false;
+	bool wake = false, taken = false;
 	pthread_mutex_lock(&l->lock);
 	if (!hw_enabled(l)) {
 		pthread_mutex_unlock(&l->lock);
-		return;
+		return false;
 	}
 	switch (irq->delivery) {
 	case APIC_DM_FIXED:
 	case APIC_DM_LOWEST:
+		taken = sw_enabled(l) && irq->vector >= 16;
 		wake = accept_fixed(l, irq->vector, irq->level_trigger);
 		break;
 	case APIC_DM_NMI:
@@ -489,6 +491,7 @@ static void lapic_accept(struct lapic *l, const struct apic_irq *irq)
 	pthread_mutex_unlock(&l->lock);
 	if (wake)
 		notify(l);
+	return taken || (wake && irq->delivery != APIC_DM_FIXED && irq->delivery != APIC_DM_LOWEST);
 }
 
 static uint32_t lapic_ppr_snapshot(struct lapic *l)
@@ -504,8 +507,9 @@ static struct lapic *vcpu_lapic(struct machine *m, unsigned i)
 	return __atomic_load_n(&m->vcpus[i].lapic, __ATOMIC_ACQUIRE);
 }
 
-void apic_deliver(struct machine *m, const struct apic_irq *irq)
+unsigned apic_deliver(struct machine *m, const struct apic_irq *irq)
 {
+	unsigned taken = 0;
 	pthread_rwlock_rdlock(&lapics_lock);
 	if (irq->delivery == APIC_DM_LOWEST && irq->shorthand == APIC_DEST_NOSHORT) {
 		/* Lowest priority: the matching APIC with the lowest PPR. */
@@ -522,15 +526,16 @@ void apic_deliver(struct machine *m, const struct apic_irq *irq)
 			}
 		}
 		if (best)
-			lapic_accept(best, irq);
+			taken += lapic_accept(best, irq);
 	} else {
 		for (unsigned i = 0; i < m->ncpus; i++) {
 			struct lapic *l = vcpu_lapic(m, i);
 			if (l && matches(l, irq))
-				lapic_accept(l, irq);
+				taken += lapic_accept(l, irq);
 		}
 	}
 	pthread_rwlock_unlock(&lapics_lock);
+	return taken;
 }
 
 void lapic_pic_intr_changed(struct machine *m)

@@ -44,8 +44,9 @@ struct apic_irq {
 	struct lapic *source; /* sender, for shorthands (NULL from devices) */
 };
 
-/* Delivers one message to the lapics of m it addresses. */
-void apic_deliver(struct machine *m, const struct apic_irq *irq);
+/* Delivers one message to the lapics of m it addresses. Returns how many
+ * took it (0: nobody is addressed, or every target dropped it). */
+unsigned apic_deliver(struct machine *m, const struct apic_irq *irq);
 
 struct lapic *lapic_new(struct vcpu *v);
 void lapic_free(struct lapic *l);

@@ -149,6 +149,28 @@ static void test_level_pin_and_eoi(void **state)
 	fake_free(f);
 }
 
+static void test_level_pin_to_nobody(void **state)
+{
+	struct fake *f = setup(2);
+	/* Aimed at an APIC ID that does not exist: nobody takes it, so
+	 * remote IRR stays clear ... */
+	set_rte(f, 10, 0x6A | RTE_LEVEL, 7);
+	platform_set_irq(&f->m, 10, 1);
+	assert_false(ioreg_read(f, 0x10 + 20) & RTE_REMOTE_IRR);
+	/* ... and re-aiming the entry delivers the still-asserted line. */
+	set_rte(f, 10, 0x6A | RTE_LEVEL, 1);
+	assert_true(ioreg_read(f, 0x10 + 20) & RTE_REMOTE_IRR);
+	assert_int_equal(lapic_get_interrupt(fake_lapic(f, 1)), 0x6A);
+	/* A software-disabled APIC drops it too. */
+	platform_set_irq(&f->m, 10, 0);
+	apic_eoi(fake_lapic(f, 1));
+	apic_write(fake_lapic(f, 0), 0xF0, 0xFF);
+	set_rte(f, 10, 0x6A | RTE_LEVEL, 0);
+	platform_set_irq(&f->m, 10, 1);
+	assert_false(ioreg_read(f, 0x10 + 20) & RTE_REMOTE_IRR);
+	fake_free(f);
+}
+
 static void test_destinations(void **state)
 {
 	struct fake *f = setup(4);
@@ -237,6 +259,7 @@ int main(void)
 		cmocka_unit_test(test_registers),
 		cmocka_unit_test(test_edge_pin),
 		cmocka_unit_test(test_level_pin_and_eoi),
+		cmocka_unit_test(test_level_pin_to_nobody),
 		cmocka_unit_test(test_destinations),
 		cmocka_unit_test(test_isa_routing),
 		cmocka_unit_test(test_msi),
