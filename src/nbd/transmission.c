@@ -430,11 +430,11 @@ static uint32_t validate(const struct nbd_conn *c, const struct nbd_req *r)
 		return NBD_EINVAL;
 	if (writes && c->exp->readonly)
 		return NBD_EPERM;
+	if ((r->type == NBD_CMD_READ || r->type == NBD_CMD_WRITE) && r->length > NBD_MAX_REQUEST)
+		return NBD_EINVAL;
 	if (r->offset > size || r->length > size - r->offset)
 		return (r->type == NBD_CMD_WRITE || r->type == NBD_CMD_WRITE_ZEROES) ?
 			NBD_ENOSPC : NBD_EINVAL;
-	if ((r->type == NBD_CMD_READ || r->type == NBD_CMD_WRITE) && r->length > NBD_MAX_REQUEST)
-		return NBD_EINVAL;
 	if (r->type == NBD_CMD_BLOCK_STATUS && r->length == 0)
 		return NBD_EINVAL;
 	return 0;
