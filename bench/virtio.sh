@@ -6,7 +6,7 @@
 # ratio=R" with ratio = peer throughput / xvm throughput (< 1: xvm faster).
 set -u
 BUILD=${1:-build}
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 BUILD=$(cd "$BUILD" && pwd)
 XVM=$BUILD/xvm
 . tests/check.d/virtio-common.inc

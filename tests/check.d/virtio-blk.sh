@@ -4,7 +4,7 @@
 # root), writes a file and powers off; a second boot reads it back; a
 # read-only disk refuses writes; the same disk works on virtio-mmio.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 . tests/check.d/virtio-common.inc
 need mke2fs
 guest_kit_find

@@ -4,7 +4,7 @@
 # guest) with a matching checksum, and a host-forwarded port reaching a
 # guest listener.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 . tests/check.d/virtio-common.inc
 need python3
 guest_kit_find
@@ -27,7 +27,7 @@ fwd_port=$(free_port)
 cmd="modprobe virtio_pci; modprobe virtio_net; ip link set eth0 up; udhcpc -i eth0 -q -n -t 5 && echo XVM-DHCP-OK; ip -4 addr show eth0; wget -q -O /tmp/blob http://10.0.2.2:$http_port/blob && echo SUM=\$(sha256sum /tmp/blob); echo XVM-FWD-REPLY | nc -l -p 8080; echo XVM-FWD-DONE"
 GUEST_TIMEOUT=110 guest_run "$work/guest.log" "$cmd" --net "user,hostfwd=tcp:127.0.0.1:$fwd_port-:8080" &
 vm=$!
-pids+=($vm)
+pids+=("$vm")
 
 # Wait for the guest's listener (after the download), then connect.
 reply=

@@ -2,7 +2,7 @@
 # virtio-rng on the software CPU: the guest's hw_random picks virtio_rng and
 # /dev/hwrng delivers bytes.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 . tests/check.d/virtio-common.inc
 guest_kit_find
 emu_check

@@ -8,7 +8,7 @@
 # static busybox and Debian's kernel package (downloaded once with
 # apt-get into $BUILD/vhost-kit); skipped when they are missing.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 skip() { echo "$*"; exit 77; }
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed (make deps)"
 qemu-system-x86_64 -device help 2>/dev/null | grep -q vhost-user-blk-pci || skip "this QEMU has no vhost-user-blk-pci"
@@ -103,7 +103,7 @@ serve() {
 	rm -f "$work/sock"
 	"$work/vhost_user_dev" "$work/sock" "$@" >"$work/harness-$1.log" 2>&1 &
 	harness=$!
-	pids+=($harness)
+	pids+=("$harness")
 	for _ in $(seq 50); do [ -S "$work/sock" ] && return 0; sleep 0.1; done
 	echo "harness did not start"; cat "$work/harness-$1.log"; exit 1
 }
