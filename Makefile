@@ -75,6 +75,19 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libxvm.a
 
 tools: $(TOOL_BINS)
 
+# libFuzzer targets (tests/fuzz/*.c), built by clang with the block layer.
+FUZZ_CC   ?= clang
+FUZZ_LIBSRCS := $(wildcard src/block/*.c) src/lib/util.c src/lib/log.c
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/*.c))
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRCS) $(wildcard src/block/*.h)
+	@mkdir -p $(dir $@)
+	@echo '  FUZZ-LD $@'
+	$(Q)$(FUZZ_CC) -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -pthread \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-o $@ $< $(FUZZ_LIBSRCS) -lz -lzstd
+
+fuzz: $(FUZZ_BINS)
+
 # Guest test programs (freestanding, see tests/guest/README.md).
 guest-tests: $(BUILD)/xvm
 	@if [ -f tests/guest/Makefile ]; then $(MAKE) -C tests/guest BUILD=$(abspath $(BUILD))/guest-tests; fi

@@ -90,7 +90,8 @@ int block_open(const char *path, const char *format, unsigned flags,
 	if (ret < 0) {
 		if (!why[0])
 			snprintf(why, sizeof(why), "%s", strerror(-ret));
-		block_err(err, errlen, ret, "%s: %s", path, why);
+		/* The reason first: "image is corrupt: <what>" must lead. */
+		block_err(err, errlen, ret, "%s (%s)", why, path);
 		close(fd);
 		free(bd->path);
 		free(bd);

@@ -20,7 +20,7 @@
 struct checker {
 	struct qcow2 *s;
 	struct block_check_result *res;
-	uint32_t *counts;     /* computed references per cluster */
+	uint16_t *counts;     /* computed references per cluster (saturating) */
 	uint64_t nb;          /* clusters covered by counts */
 	uint8_t *l2;          /* scratch table */
 };
@@ -51,7 +51,7 @@ static void ref_range(struct checker *c, uint64_t off, uint64_t len, const char 
 				(unsigned long long)(i << c->s->cluster_bits));
 			return;
 		}
-		if (c->counts[i] < UINT32_MAX)
+		if (c->counts[i] < UINT16_MAX)
 			c->counts[i]++;
 	}
 }
@@ -192,7 +192,7 @@ int qcow2_check_locked(struct qcow2 *s, unsigned fix, struct block_check_result 
 	uint64_t cs = s->cluster_size;
 	struct checker c = { .s = s, .res = res };
 	c.nb = ((uint64_t)st.st_size + cs - 1) >> s->cluster_bits;
-	if (c.nb > (1ULL << 30))
+	if (c.nb > (1ULL << 28)) /* 512 MiB of counters; 16 TiB at 64 KiB clusters */
 		return -EFBIG;
 	c.counts = calloc(c.nb ? c.nb : 1, sizeof(*c.counts));
 	c.l2 = malloc(cs);
