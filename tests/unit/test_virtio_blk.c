@@ -237,6 +237,24 @@ static void test_bad_requests(void **state)
 	ring_add(&f->r, split, 4);
 	assert_int_equal(run(f, k), S_OK);
 	assert_int_equal(((uint8_t *)hva(&f->ram, DATA))[0], 7);
+	/* A read of more than 1 GiB (an indirect table naming all of RAM 70
+	 * times): refused, nothing read into guest memory. */
+	k = f->nreq++;
+	put32(&f->ram, HDR + 0x900, T_IN);
+	put32(&f->ram, HDR + 0x904, 0);
+	put64(&f->ram, HDR + 0x908, 0);
+	*(uint8_t *)hva(&f->ram, STATUS + k) = 0xee;
+	uint64_t table = DATA + 0x10000;
+	struct fake_ring t = f->r;
+	t.desc = table;
+	ring_set_desc(&t, 0, HDR + 0x900, 16, 1, 1);
+	for (uint16_t i = 1; i <= 70; i++)
+		ring_set_desc(&t, i, 0, RAM_SIZE, 3, (uint16_t)(i + 1));
+	ring_set_desc(&t, 71, STATUS + k, 1, 2, 0);
+	uint16_t slot = (uint16_t)(f->r.next_desc++ % f->r.num);
+	ring_set_desc(&f->r, slot, table, 72 * 16, 4, 0);
+	ring_publish(&f->r, slot);
+	assert_int_equal(run(f, k), S_IOERR);
 	/* The device keeps running after all of it. */
 	assert_false(virtio_get_status(f->v) & VIRTIO_STATUS_NEEDS_RESET);
 }

@@ -53,6 +53,7 @@
 #define DISCARD_UNMAP_FLAG        1u
 #define BLK_WORKERS               4
 #define BLK_ID_BYTES              20
+#define MAX_REQUEST_BYTES         (1u << 30)
 
 struct virtio_blk {
 	struct virtio_dev vdev;
@@ -153,6 +154,13 @@ static uint32_t handle_request(struct virtio_blk *b, struct virtq_elem *e)
 	uint64_t data_in = e->in_len - 1; /* writable bytes before the status */
 	uint8_t status = VIRTIO_BLK_S_OK;
 	uint32_t written = 0;
+	if (e->in_len > MAX_REQUEST_BYTES || e->out_len > MAX_REQUEST_BYTES) {
+		/* Real drivers stay far below (seg_max * size_max); the used
+		 * ring's 32-bit length could not even describe it. */
+		log_once(LOG_WARN, "virtio-blk: request larger than %u bytes refused", MAX_REQUEST_BYTES);
+		status = VIRTIO_BLK_S_IOERR;
+		goto done;
+	}
 	if (e->out_len < sizeof(h) || iov_to_buf(e->out, e->n_out, 0, &h, sizeof(h)) != sizeof(h)) {
 		log_once(LOG_WARN, "virtio-blk: request header missing or not device-readable");
 		status = VIRTIO_BLK_S_IOERR;
