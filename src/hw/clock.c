@@ -1,9 +1,9 @@
 /* Guest TSC and the platform timer thread.
  *
- * One thread serves every hw_timer of the process (lapic timers, PIT). The
- * timers are few (one per vCPU plus the PIT), so a linear scan for the
- * earliest deadline is cheaper than keeping a heap. The thread is started
- * on first use and lives as long as the process. */
+ * One thread serves every hw_timer of the process (the LAPIC timers and
+ * PITs of every VM), so timer interrupts arrive while vCPUs are halted and
+ * without an event loop. It is started on first use and lives as long as
+ * the process. */
 #include "hw/clock.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -51,19 +51,81 @@ uint64_t guest_tsc_deadline_ns(struct machine *m, uint64_t tsc)
 struct hw_timer {
 	hw_timer_fn fn;
 	void *opaque;
-	uint64_t deadline_ns;   /* 0 = disarmed */
-	struct hw_timer *next;
+	uint64_t deadline_ns;
+	int heap_index;         /* in ts.heap, or -1 when disarmed */
 };
 
+/* Armed timers in a binary min-heap on deadline: arming, disarming and
+ * finding the next expiry stay O(log n) however many VMs share the
+ * thread. */
 static struct {
 	pthread_once_t once;
 	pthread_mutex_t lock;
-	pthread_cond_t wake;      /* the thread: timers changed */
+	pthread_cond_t wake;      /* the thread: the earliest deadline changed */
 	pthread_cond_t idle;      /* hw_timer_free: a callback returned */
-	struct hw_timer *timers;
+	struct hw_timer **heap;
+	unsigned n, cap;
 	struct hw_timer *running; /* whose callback runs now */
 	pthread_t thread;
 } ts = { .once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void heap_place(unsigned i, struct hw_timer *t)
+{
+	ts.heap[i] = t;
+	t->heap_index = (int)i;
+}
+
+static void heap_up(unsigned i)
+{
+	struct hw_timer *t = ts.heap[i];
+	while (i > 0) {
+		unsigned parent = (i - 1) / 2;
+		if (ts.heap[parent]->deadline_ns <= t->deadline_ns)
+			break;
+		heap_place(i, ts.heap[parent]);
+		i = parent;
+	}
+	heap_place(i, t);
+}
+
+static void heap_down(unsigned i)
+{
+	struct hw_timer *t = ts.heap[i];
+	for (;;) {
+		unsigned child = 2 * i + 1;
+		if (child >= ts.n)
+			break;
+		if (child + 1 < ts.n && ts.heap[child + 1]->deadline_ns < ts.heap[child]->deadline_ns)
+			child++;
+		if (t->deadline_ns <= ts.heap[child]->deadline_ns)
+			break;
+		heap_place(i, ts.heap[child]);
+		i = child;
+	}
+	heap_place(i, t);
+}
+
+static void heap_remove(struct hw_timer *t)
+{
+	unsigned i = (unsigned)t->heap_index;
+	t->heap_index = -1;
+	struct hw_timer *last = ts.heap[--ts.n];
+	if (last == t)
+		return;
+	heap_place(i, last);
+	heap_up(i);
+	heap_down((unsigned)last->heap_index);
+}
+
+static void heap_insert(struct hw_timer *t)
+{
+	if (ts.n == ts.cap) {
+		ts.cap = ts.cap ? 2 * ts.cap : 16;
+		ts.heap = xrealloc(ts.heap, ts.cap * sizeof(*ts.heap));
+	}
+	heap_place(ts.n++, t);
+	heap_up(ts.n - 1);
+}
 
 static void *timer_thread(void *arg)
 {
@@ -71,16 +133,12 @@ static void *timer_thread(void *arg)
 	prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 	pthread_mutex_lock(&ts.lock);
 	for (;;) {
-		struct hw_timer *first = NULL;
-		for (struct hw_timer *t = ts.timers; t; t = t->next)
-			if (t->deadline_ns && (!first || t->deadline_ns < first->deadline_ns))
-				first = t;
-		if (!first) {
+		if (!ts.n) {
 			pthread_cond_wait(&ts.wake, &ts.lock);
 			continue;
 		}
-		uint64_t now = clock_ns();
-		if (first->deadline_ns > now) {
+		struct hw_timer *first = ts.heap[0];
+		if (first->deadline_ns > clock_ns()) {
 			struct timespec abs = {
 				.tv_sec = (time_t)(first->deadline_ns / 1000000000ULL),
 				.tv_nsec = (long)(first->deadline_ns % 1000000000ULL),
@@ -88,7 +146,7 @@ static void *timer_thread(void *arg)
 			pthread_cond_timedwait(&ts.wake, &ts.lock, &abs);
 			continue;
 		}
-		first->deadline_ns = 0;
+		heap_remove(first);
 		ts.running = first;
 		pthread_mutex_unlock(&ts.lock);
 		first->fn(first->opaque);
@@ -124,29 +182,30 @@ struct hw_timer *hw_timer_new(hw_timer_fn fn, void *opaque)
 	struct hw_timer *t = xcalloc(1, sizeof(*t));
 	t->fn = fn;
 	t->opaque = opaque;
-	pthread_mutex_lock(&ts.lock);
-	t->next = ts.timers;
-	ts.timers = t;
-	pthread_mutex_unlock(&ts.lock);
+	t->heap_index = -1;
 	return t;
 }
 
 void hw_timer_arm(struct hw_timer *t, uint64_t deadline_ns)
 {
-	if (!deadline_ns)
-		deadline_ns = 1; /* 0 means disarmed: "in the past" instead */
 	pthread_mutex_lock(&ts.lock);
-	bool earlier = !t->deadline_ns || deadline_ns < t->deadline_ns;
 	t->deadline_ns = deadline_ns;
-	if (earlier)
-		pthread_cond_signal(&ts.wake);
+	if (t->heap_index < 0) {
+		heap_insert(t);
+	} else {
+		heap_up((unsigned)t->heap_index);
+		heap_down((unsigned)t->heap_index);
+	}
+	if (ts.heap[0] == t)
+		pthread_cond_signal(&ts.wake); /* a new earliest deadline */
 	pthread_mutex_unlock(&ts.lock);
 }
 
 void hw_timer_disarm(struct hw_timer *t)
 {
 	pthread_mutex_lock(&ts.lock);
-	t->deadline_ns = 0;
+	if (t->heap_index >= 0)
+		heap_remove(t);
 	pthread_mutex_unlock(&ts.lock);
 }
 
@@ -155,12 +214,8 @@ void hw_timer_free(struct hw_timer *t)
 	if (!t)
 		return;
 	pthread_mutex_lock(&ts.lock);
-	for (struct hw_timer **pp = &ts.timers; *pp; pp = &(*pp)->next) {
-		if (*pp == t) {
-			*pp = t->next;
-			break;
-		}
-	}
+	if (t->heap_index >= 0)
+		heap_remove(t);
 	while (ts.running == t)
 		pthread_cond_wait(&ts.idle, &ts.lock);
 	pthread_mutex_unlock(&ts.lock);
