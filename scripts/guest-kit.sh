@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# Builds the default guest from Debian packages, without root:
+#   OUT/vmlinuz              the stock kernel linux-image-amd64 points to
+#   OUT/initramfs.cpio.gz    busybox, the virtio (and ext4) modules, /init
+#   OUT/kernel-version       its release string
+# Downloads with `apt-get download` (cached in OUT/debs) and unpacks with
+# `dpkg-deb -x`. Idempotent: nothing is downloaded twice, and the initramfs
+# is rebuilt only when this script or the inputs changed.
+#
+# /init: mounts proc, sys and devtmpfs; loads the modules (dependencies
+# first); prints "xvm-guest: init ready"; then
+#   xvm.cmd="COMMANDS"   runs COMMANDS with sh, prints
+#                        "xvm-guest: exit status N" and powers off
+#   xvm.run=/PATH        the same with a script file
+#   otherwise            a shell on the console; leaving it powers off.
+# `poweroff -f` ends the VM with status 0. See docs/guest-kit.md.
+set -euo pipefail
+
+OUT=${1:-build/guest}
+SCRIPT=$(readlink -f "$0")
+mkdir -p "$OUT/debs"
+OUT=$(readlink -f "$OUT")
+DEBS=$OUT/debs
+
+# Modules for the virtio devices and an ext4 root disk, by module name.
+# Their dependencies are added from each module's modinfo.
+MODULES="virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
+virtio_mmio virtio_blk virtio_net virtio_console virtio-rng crc32c_generic crc32c-intel
+crc16 mbcache jbd2 ext4"
+
+log() { echo "guest-kit: $*"; }
+fail() { echo "guest-kit: $*" >&2; exit 1; }
+
+for tool in apt-get apt-cache dpkg-deb cpio gzip; do
+    command -v "$tool" >/dev/null || fail "$tool is missing (run: make deps)"
+done
+
+# ---- download (cached) ----
+kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
+       awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+[ -n "$kpkg" ] || fail "cannot resolve linux-image-amd64 (apt lists missing? run: apt-get update)"
+
+fetch() { # package -> prints the .deb path
+    local pkg=$1 deb
+    deb=$(ls "$DEBS"/"${pkg}"_*.deb 2>/dev/null | head -1 || true)
+    if [ -z "$deb" ]; then
+        log "downloading $pkg" >&2
+        (cd "$DEBS" && apt-get download -q "$pkg" >/dev/null 2>"$DEBS/apt.log") ||
+            { cat "$DEBS/apt.log" >&2; fail "apt-get download $pkg failed"; }
+        deb=$(ls "$DEBS"/"${pkg}"_*.deb | head -1)
+    fi
+    echo "$deb"
+}
+kdeb=$(fetch "$kpkg")
+bdeb=$(fetch busybox-static)
+
+stamp="$OUT/.stamp"
+want_stamp="$(basename "$kdeb") $(basename "$bdeb") $(md5sum < "$SCRIPT" | cut -c1-32)"
+if [ -f "$OUT/vmlinuz" ] && [ -f "$OUT/initramfs.cpio.gz" ] && [ -f "$stamp" ] &&
+   [ "$(cat "$stamp")" = "$want_stamp" ]; then
+    log "up to date: $OUT/vmlinuz $OUT/initramfs.cpio.gz ($(cat "$OUT/kernel-version"))"
+    exit 0
+fi
+
+work=$(mktemp -d "$OUT/.work.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+dpkg-deb -x "$kdeb" "$work/kernel"
+dpkg-deb -x "$bdeb" "$work/busybox"
+
+vmlinuz=$(ls "$work"/kernel/boot/vmlinuz-* | head -1)
+kver=${vmlinuz##*/vmlinuz-}
+cp "$vmlinuz" "$OUT/vmlinuz.tmp" && mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
+echo "$kver" > "$OUT/kernel-version"
+
+# ---- initramfs tree ----
+root=$work/root
+mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,tmp,root,mnt,run,usr/bin,usr/sbin}
+cp "$work/busybox/bin/busybox" "$root/bin/busybox"
+chmod 755 "$root/bin/busybox"
+for applet in $("$root/bin/busybox" --list-full); do
+    [ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
+done
+
+# Modules: resolve dependencies from modinfo, copy (decompressed) in
+# load order, and write modules.dep so busybox modprobe works too.
+moddir=$work/kernel/lib/modules/$kver
+declare -A modpath=() loaded=()
+while IFS= read -r -d '' f; do
+    name=${f##*/}
+    name=${name%%.ko*}
+    modpath[${name//-/_}]=$f
+done < <(find "$moddir/kernel" -name '*.ko*' -print0)
+
+modinfo_depends() { # file -> dependency names, one a line
+    local f=$1
+    case "$f" in
+        *.ko.xz) xz -dc "$f" ;;
+        *.ko.zst) zstd -dcq "$f" ;;
+        *.ko.gz) gzip -dc "$f" ;;
+        *) cat "$f" ;;
+    esac | tr '\0' '\n' | sed -n 's/^depends=//p' | tr ',' '\n' | sed '/^$/d'
+}
+
+order=()
+add_module() { # name (recursive: dependencies first)
+    local key=${1//-/_} dep
+    [ -n "${loaded[$key]:-}" ] && return 0
+    [ -n "${modpath[$key]:-}" ] || { log "note: module $1 not in this kernel (built in?)"; loaded[$key]=missing; return 0; }
+    loaded[$key]=pending
+    for dep in $(modinfo_depends "${modpath[$key]}"); do
+        add_module "$dep"
+    done
+    loaded[$key]=yes
+    order+=("$key")
+}
+for m in $MODULES; do add_module "$m"; done
+
+kmods=$root/lib/modules/$kver
+mkdir -p "$kmods"
+: > "$root/etc/xvm-modules"
+: > "$kmods/modules.dep"
+for key in "${order[@]}"; do
+    src=${modpath[$key]}
+    rel=${src#"$moddir"/}
+    rel=${rel%.ko*}.ko
+    mkdir -p "$kmods/$(dirname "$rel")"
+    case "$src" in
+        *.ko.xz) xz -dc "$src" > "$kmods/$rel" ;;
+        *.ko.zst) zstd -dcq "$src" > "$kmods/$rel" ;;
+        *.ko.gz) gzip -dc "$src" > "$kmods/$rel" ;;
+        *) cp "$src" "$kmods/$rel" ;;
+    esac
+    echo "/lib/modules/$kver/$rel" >> "$root/etc/xvm-modules"
+    deps=""
+    for dep in $(modinfo_depends "$src"); do
+        d=${modpath[${dep//-/_}]:-}
+        [ -n "$d" ] || continue
+        d=${d#"$moddir"/}
+        deps="$deps ${d%.ko*}.ko"
+    done
+    echo "$rel:$deps" >> "$kmods/modules.dep"
+done
+
+cat > "$root/init" <<'INIT'
+#!/bin/sh
+# xvm guest kit init (scripts/guest-kit.sh)
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts 2>/dev/null
+mount -t tmpfs tmpfs /tmp
+hostname xvm-guest
+
+n=0
+for m in $(cat /etc/xvm-modules); do
+    insmod "$m" 2>/dev/null && n=$((n + 1))
+done
+echo "xvm-guest: $n modules loaded"
+
+# xvm.cmd="..." / xvm.run=PATH from the kernel command line.
+cmdline=$(cat /proc/cmdline)
+param() { # name -> value (double quotes allowed around it)
+    case " $cmdline" in
+        *" $1=\""*) v=${cmdline#*"$1=\""}; echo "${v%%\"*}" ;;
+        *" $1="*) v=${cmdline#*"$1="}; echo "${v%% *}" ;;
+    esac
+}
+xcmd=$(param xvm.cmd)
+xrun=$(param xvm.run)
+
+echo "xvm-guest: init ready"
+if [ -n "$xcmd" ] || [ -n "$xrun" ]; then
+    if [ -n "$xcmd" ]; then sh -c "$xcmd"; else sh "$xrun"; fi
+    echo "xvm-guest: exit status $?"
+    sync
+    poweroff -f
+fi
+while true; do
+    setsid cttyhack sh -l
+    echo "xvm-guest: shell exited, powering off"
+    poweroff -f
+done
+INIT
+chmod 755 "$root/init"
+cat > "$root/etc/profile" <<'PROFILE'
+export PS1='xvm-guest:\w# '
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+PROFILE
+echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
+echo "root:x:0:" > "$root/etc/group"
+
+# ---- cpio (newc), no root needed ----
+# Device nodes cannot be created without root: write their newc headers
+# directly (the kernel needs /dev/console before devtmpfs is mounted),
+# then append the tree archived by cpio with owner 0:0. The kernel
+# unpacks concatenated archives.
+newc_entry() { # name mode(octal) rdevmajor rdevminor
+    local name=$1 mode=$2 maj=$3 min=$4 namesize pad
+    namesize=$(( ${#name} + 1 ))
+    printf '070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X' \
+        0 $((8#$mode)) 0 0 1 0 0 0 0 "$maj" "$min" "$namesize" 0
+    printf '%s\0' "$name"
+    pad=$(( (4 - (110 + namesize) % 4) % 4 ))
+    head -c "$pad" /dev/zero
+}
+{
+    newc_entry dev 040755 0 0
+    newc_entry dev/console 020600 5 1
+    newc_entry dev/null 020666 1 3
+    newc_entry TRAILER!!! 0 0 0
+    # pad the first archive to a 512-byte boundary as cpio does
+} > "$work/nodes.cpio"
+size=$(stat -c %s "$work/nodes.cpio")
+head -c $(( (512 - size % 512) % 512 )) /dev/zero >> "$work/nodes.cpio"
+(cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$work/tree.cpio"
+cat "$work/nodes.cpio" "$work/tree.cpio" | gzip -9 -n > "$OUT/initramfs.cpio.gz.tmp"
+mv "$OUT/initramfs.cpio.gz.tmp" "$OUT/initramfs.cpio.gz"
+echo "$want_stamp" > "$stamp"
+log "built $OUT/vmlinuz ($kver) and $OUT/initramfs.cpio.gz ($(stat -c %s "$OUT/initramfs.cpio.gz") bytes, ${#order[@]} modules)"
