@@ -104,12 +104,17 @@ static void tty_install_handlers(void)
 	}
 }
 
+/* A background job must not touch its terminal (SIGTTOU/SIGTTIN). A
+ * terminal that is not our controlling one has no foreground group. */
+static bool in_background(void)
+{
+	pid_t fg = tcgetpgrp(STDIN_FILENO);
+	return fg >= 0 && fg != getpgrp();
+}
+
 static bool tty_make_raw(void)
 {
-	if (!isatty(STDIN_FILENO))
-		return false;
-	/* A background job must not touch the terminal (SIGTTOU/SIGTTIN). */
-	if (tcgetpgrp(STDIN_FILENO) != getpgrp())
+	if (!isatty(STDIN_FILENO) || in_background())
 		return false;
 	struct termios t;
 	if (tcgetattr(STDIN_FILENO, &t) < 0)
@@ -520,10 +525,9 @@ struct console *console_open(struct machine *m, enum console_mode mode, const ch
 		r = setup_output(c);
 		if (r == 0) {
 			/* A background job reads nothing from the terminal. */
-			bool foreground_or_not_tty = !isatty(STDIN_FILENO) ||
-				tcgetpgrp(STDIN_FILENO) == getpgrp();
+			bool background = isatty(STDIN_FILENO) && in_background();
 			c->raw_tty = tty_make_raw();
-			if (foreground_or_not_tty)
+			if (!background)
 				r = setup_input(c, STDIN_FILENO);
 		}
 		break;
