@@ -88,6 +88,11 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRCS) $(wildcard src/block/*.h)
 
 fuzz: $(FUZZ_BINS)
 
+# Differential tests of the software CPU against the host CPU (tests/diff).
+$(BUILD)/emu-diff: $(wildcard tests/diff/*.c) $(wildcard tests/diff/*.h) $(BUILD)/libxvm.a
+	@echo '  LD      $@'
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -Itests/diff -o $@ $(filter %.c,$^) $(BUILD)/libxvm.a $(LDLIBS)
+
 # Guest test programs (freestanding, see tests/guest/README.md).
 guest-tests: $(BUILD)/xvm
 	@if [ -f tests/guest/Makefile ]; then $(MAKE) -C tests/guest BUILD=$(abspath $(BUILD))/guest-tests; fi

@@ -94,7 +94,7 @@ static void harness_long_mode(struct machine *m, struct x86_cpu_state *s, uint64
 	s->gpr[R_RSP] = 0x80000;
 }
 
-static int harness_run(struct machine *m)
+static inline int harness_run(struct machine *m)
 {
 	emu_accel_ops.vcpu_run(&m->vcpus[0]);
 	return m->exit_code;

@@ -151,8 +151,11 @@ struct emu_cpu {
 	int pending;            /* set by lapic notify / kick (atomic) */
 	uint64_t icount;
 
-	/* per-vCPU decoded-instruction cache (see decode.c) */
-	struct insn_cache_entry *icache;
+	/* per-vCPU decoded-block cache (see emu.c) */
+	struct block *blocks;
+	struct insn *arena;
+	uint32_t arena_used;
+	bool block_end;        /* stop the current block (mode, paging or code changed) */
 };
 
 /* ------------------------------------------------------------------ */
@@ -181,17 +184,22 @@ struct insn {
 	bool has_modrm;
 	bool rip_rel;
 	bool seg_override;
-	uint8_t bytes[15];
+	uint8_t bytes[8];      /* the first bytes, for logs and traces */
 };
 
-struct insn_cache_entry {
-	uint64_t gpa;          /* physical address of the first byte | mode << 56 */
+/* Decoded blocks: straight-line runs of instructions inside one page,
+ * decoded once and kept in a per-vCPU arena until it fills up. */
+struct block {
+	uint64_t key;          /* physical address of the first byte | mode bits */
 	uint32_t gen;          /* page generation when decoded */
-	struct insn insn;
+	uint32_t start;        /* index of the first instruction in the arena */
+	uint32_t n;
 };
 
-#define ICACHE_BITS 14
-#define ICACHE_SIZE (1u << ICACHE_BITS)
+#define BLOCK_MAX 48
+#define BLOCK_TABLE_BITS 13
+#define BLOCK_TABLE_SIZE (1u << BLOCK_TABLE_BITS)
+#define ARENA_INSNS (1u << 17)
 
 /* Decodes one instruction from fetch() bytes. Returns 0, or raises #UD/#GP
  * through the fault path for undecodable bytes. */
@@ -412,7 +420,7 @@ void exec_0f_init(void);
 void exec_sse_init(void);
 void exec_x87_init(void);
 void exec_sys_init(void);
-void insn_ud(struct emu_cpu *c, const struct insn *i);
+_Noreturn void insn_ud(struct emu_cpu *c, const struct insn *i);
 
 /* System (sys.c) */
 void cpu_reset(struct emu_cpu *c, bool bsp);
@@ -438,6 +446,10 @@ void fpu_init(struct emu_cpu *c);
 void fxsave(struct emu_cpu *c, uint8_t *buf);
 void fxrstor(struct emu_cpu *c, const uint8_t *buf);
 void check_sse(struct emu_cpu *c);
+
+/* Test hooks (emu.c) */
+struct emu_cpu *emu_test_cpu(struct vcpu *v);
+int emu_test_step(struct vcpu *v);
 
 /* Trace ring (XVM_EMU_TRACE) */
 extern bool emu_trace_enabled;

@@ -115,7 +115,9 @@ static uint8_t next_byte(struct fetcher *f)
 	if (f->pos >= 15)
 		raise_gp0(f->c);
 	uint8_t b = (uint8_t)mem_read_slow(f->c, lin_mask(f->c, f->lin + f->pos), 1, ACC_EXEC);
-	f->i->bytes[f->pos++] = b;
+	if (f->pos < sizeof(f->i->bytes))
+		f->i->bytes[f->pos] = b;
+	f->pos++;
 	return b;
 }
 

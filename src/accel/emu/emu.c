@@ -16,6 +16,7 @@
 #include <time.h>
 
 bool emu_trace_enabled;
+static bool emu_stats_enabled;
 
 static bool emu_probe(char *why, size_t len)
 {
@@ -41,6 +42,7 @@ static int emu_vm_init(struct machine *m)
 		return -1;
 	}
 	emu_trace_enabled = getenv("XVM_EMU_TRACE") != NULL;
+	emu_stats_enabled = getenv("XVM_EMU_STATS") != NULL;
 	return 0;
 }
 
@@ -76,8 +78,9 @@ static int emu_vcpu_init(struct vcpu *v)
 	if (posix_memalign((void **)&c, 64, sizeof(*c)))
 		die("out of memory");
 	memset(c, 0, sizeof(*c));
-	c->icache = calloc(ICACHE_SIZE, sizeof(*c->icache));
-	if (!c->icache)
+	c->blocks = calloc(BLOCK_TABLE_SIZE, sizeof(*c->blocks));
+	c->arena = calloc(ARENA_INSNS, sizeof(*c->arena));
+	if (!c->blocks || !c->arena)
 		die("out of memory");
 	ev->cpu = c;
 	pthread_mutex_init(&ev->lock, NULL);
@@ -105,7 +108,8 @@ static void emu_vcpu_destroy(struct vcpu *v)
 	if (ev->cpu->lapic)
 		lapic_free(ev->cpu->lapic);
 	v->lapic = NULL;
-	free(ev->cpu->icache);
+	free(ev->cpu->blocks);
+	free(ev->cpu->arena);
 	free(ev->cpu);
 	pthread_mutex_destroy(&ev->lock);
 	pthread_cond_destroy(&ev->wake);
@@ -215,6 +219,7 @@ void emu_tables_init(void)
 void do_hlt(struct emu_cpu *c)
 {
 	c->halted = true;
+	c->block_end = true;
 }
 
 static void check_code_epoch(struct emu_cpu *c)
@@ -284,27 +289,80 @@ static bool service_events(struct emu_cpu *c)
 	return false;
 }
 
-static struct insn *lookup_insn(struct emu_cpu *c, struct insn *scratch)
+/* Does decoding stop after this instruction? Unconditional transfers,
+ * and anything after which the next bytes may not be code or may be
+ * decoded differently. Conditional branches do not end a block: the
+ * loop leaves it when one is taken. */
+static bool ends_block(const struct insn *i)
+{
+	if (i->fn == insn_ud)
+		return true;
+	if (i->map == 0) {
+		switch (i->op) {
+		case 0x9A: case 0xC2: case 0xC3: case 0xCA: case 0xCB: case 0xCC: case 0xCD:
+		case 0xCE: case 0xCF: case 0xE8: case 0xE9: case 0xEA: case 0xEB: case 0xF4:
+		case 0x8E: case 0x17: case 0x9D: case 0xFB:
+			return true;
+		case 0xFF:
+			return (i->reg & 7) >= 2 && (i->reg & 7) <= 5;
+		default:
+			return false;
+		}
+	}
+	if (i->map == 1) {
+		switch (i->op) {
+		case 0x00: case 0x01: case 0x05: case 0x07: case 0x0B: case 0x22: case 0x30:
+		case 0x34: case 0x35: case 0xAE: case 0xB2: case 0xB4: case 0xB5: case 0xA1: case 0xA9:
+			return true;
+		default:
+			return false;
+		}
+	}
+	return false;
+}
+
+/* Finds or decodes the block at RIP. *scratch receives a lone
+ * instruction that crosses a page (never cached). */
+static const struct block *lookup_block(struct emu_cpu *c, struct block *scratch_blk, struct insn *scratch)
 {
 	uint64_t lin = lin_mask(c, seg_lin(c, SEG_CS, c->rip));
 	uint64_t gpa = fetch_gpa(c, lin);
 	uint64_t key = gpa | ((uint64_t)(c->code64 | (c->code32 << 1)) << 60) | (1ULL << 59);
-	struct insn_cache_entry *e = &c->icache[(gpa ^ (gpa >> ICACHE_BITS)) & (ICACHE_SIZE - 1)];
-	if (e->gpa == key && e->gen == code_page_gen(c->m, gpa))
-		return &e->insn;
-	bool cacheable = (lin & 0xFFF) <= 4096 - 15 && gpa_to_hva(&c->m->ram, gpa, 1);
-	if (!cacheable) {
+	struct block *b = &c->blocks[(gpa ^ (gpa >> BLOCK_TABLE_BITS)) & (BLOCK_TABLE_SIZE - 1)];
+	if (b->key == key && b->gen == code_page_gen(c->m, gpa))
+		return b;
+	if ((lin & 0xFFF) > 4096 - 15 || !gpa_to_hva(&c->m->ram, gpa, 1)) {
+		/* near the end of a page or not RAM: one instruction, uncached */
 		decode_insn(c, scratch);
-		/* an instruction that crossed a page still marks its first page */
-		return scratch;
+		scratch_blk->n = 1;
+		scratch_blk->start = UINT32_MAX;
+		return scratch_blk;
+	}
+	if (c->arena_used + BLOCK_MAX > ARENA_INSNS) {
+		memset(c->blocks, 0, BLOCK_TABLE_SIZE * sizeof(*c->blocks));
+		c->arena_used = 0;
 	}
 	code_page_mark(c, gpa);
 	uint32_t gen = code_page_gen(c->m, gpa);
-	e->gpa = 0;
-	decode_insn(c, &e->insn);
-	e->gen = gen;
-	e->gpa = key;
-	return &e->insn;
+	b->key = 0;
+	b->start = c->arena_used;
+	b->n = 0;
+	uint64_t rip = c->rip, save_rip = c->rip;
+	for (;;) {
+		struct insn *i = &c->arena[b->start + b->n];
+		c->rip = rip;
+		decode_insn(c, i);
+		b->n++;
+		rip += i->len;
+		uint64_t l = lin_mask(c, seg_lin(c, SEG_CS, rip));
+		if (ends_block(i) || b->n == BLOCK_MAX || (l & 0xFFF) > 4096 - 15 || (l >> 12) != (lin >> 12))
+			break;
+	}
+	c->rip = save_rip;
+	c->arena_used += b->n;
+	b->gen = gen;
+	b->key = key;
+	return b;
 }
 
 /* Trace ring (XVM_EMU_TRACE=1): the last instructions, printed on stop. */
@@ -327,7 +385,8 @@ void emu_trace_dump(struct emu_cpu *c)
 static void execute(struct emu_cpu *c)
 {
 	struct insn scratch;
-	unsigned budget = 4096;
+	struct block scratch_blk;
+	unsigned budget = 1024;
 	for (;;) {
 		if (__builtin_expect(__atomic_load_n(&c->pending, __ATOMIC_RELAXED) |
 				     (c->irq_pending & !!(c->rflags & FL_IF) & !c->int_shadow), 0)) {
@@ -336,20 +395,28 @@ static void execute(struct emu_cpu *c)
 		}
 		if (c->halted || c->wait_sipi)
 			return;
-		const struct insn *i = lookup_insn(c, &scratch);
-		uint64_t next = c->rip + i->len;
-		c->next_rip = c->code64 ? next : c->code32 ? (uint32_t)next : (next & 0xFFFF);
-		c->int_shadow = false;
-		if (__builtin_expect(emu_trace_enabled, 0)) {
-			trace_ring[trace_pos].rip = c->rip;
-			memcpy(trace_ring[trace_pos].bytes, i->bytes, 8);
-			trace_pos = (trace_pos + 1) % TRACE_RING;
+		const struct block *b = lookup_block(c, &scratch_blk, &scratch);
+		const struct insn *i = b->start == UINT32_MAX ? &scratch : &c->arena[b->start];
+		const struct insn *end = i + b->n;
+		c->block_end = false;
+		for (; i < end; i++) {
+			uint64_t next = c->rip + i->len;
+			next = c->code64 ? next : c->code32 ? (uint32_t)next : (next & 0xFFFF);
+			c->next_rip = next;
+			c->int_shadow = false;
+			if (__builtin_expect(emu_trace_enabled, 0)) {
+				trace_ring[trace_pos].rip = c->rip;
+				memcpy(trace_ring[trace_pos].bytes, i->bytes, 8);
+				trace_pos = (trace_pos + 1) % TRACE_RING;
+			}
+			i->fn(c, i);
+			c->rip = c->next_rip;
+			c->icount++;
+			if (c->next_rip != next || c->block_end)
+				break;
 		}
-		i->fn(c, i);
-		c->rip = c->next_rip;
-		c->icount++;
 		if (__builtin_expect(--budget == 0, 0)) {
-			budget = 4096;
+			budget = 1024;
 			if (machine_should_stop(c->m))
 				return;
 			check_code_epoch(c);
@@ -406,15 +473,37 @@ static int emu_vcpu_run(struct vcpu *v)
 		}
 		execute(c);
 	}
+	if (emu_stats_enabled || emu_trace_enabled)
+		fprintf(stderr, "vcpu%u stopped after %llu instructions\n", v->index,
+			(unsigned long long)c->icount);
 	if (emu_trace_enabled) {
 		struct x86_cpu_state s;
 		emu_get_state(v, &s);
-		fprintf(stderr, "vcpu%u stopped after %llu instructions\n", v->index,
-			(unsigned long long)c->icount);
 		x86_dump_state(&s);
 		emu_trace_dump(c);
 	}
 	return 0;
+}
+
+/* For the differential tests: the CPU state of v, and one instruction at
+ * RIP with no event delivery. Returns -1, or the vector it raised. */
+struct emu_cpu *emu_test_cpu(struct vcpu *v)
+{
+	return ((struct emu_vcpu *)v->accel)->cpu;
+}
+
+int emu_test_step(struct vcpu *v)
+{
+	struct emu_cpu *c = emu_test_cpu(v);
+	static __thread struct insn insn;
+	if (setjmp(c->fault_jmp))
+		return c->exc_vector;
+	decode_insn(c, &insn);
+	uint64_t next = c->rip + insn.len;
+	c->next_rip = c->code64 ? next : c->code32 ? (uint32_t)next : (next & 0xFFFF);
+	insn.fn(c, &insn);
+	c->rip = c->next_rip;
+	return -1;
 }
 
 const struct accel_ops emu_accel_ops = {

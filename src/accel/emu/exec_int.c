@@ -1018,7 +1018,7 @@ static void op_grp5(struct emu_cpu *c, const struct insn *i)
 	}
 }
 
-void insn_ud(struct emu_cpu *c, const struct insn *i)
+_Noreturn void insn_ud(struct emu_cpu *c, const struct insn *i)
 {
 	log_once(LOG_DEBUG, "emu: unimplemented instruction at rip %#llx: %02x %02x %02x %02x %02x %02x",
 		 (unsigned long long)c->rip, i->bytes[0], i->bytes[1], i->bytes[2], i->bytes[3],

@@ -49,12 +49,14 @@ void emu_mem_destroy(struct machine *m)
 	em->page_code = NULL;
 }
 
-static void code_page_written(struct emu_machine *em, int64_t idx)
+static bool code_page_written(struct emu_machine *em, int64_t idx)
 {
 	if (__atomic_load_n(&em->page_code[idx], __ATOMIC_RELAXED)) {
 		__atomic_store_n(&em->page_code[idx], 0, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&em->page_gen[idx], 1, __ATOMIC_RELEASE);
+		return true;
 	}
+	return false;
 }
 
 void emu_ram_written(void *opaque, uint64_t gpa, uint64_t len)
@@ -121,7 +123,8 @@ void phys_write(struct emu_cpu *c, uint64_t gpa, unsigned size, uint64_t v)
 		struct emu_machine *em = c->m->accel_priv;
 		int64_t idx = ram_page_index(&c->m->ram, gpa);
 		memcpy(h, &v, size);
-		code_page_written(em, idx);
+		if (code_page_written(em, idx))
+			c->block_end = true;
 		return;
 	}
 	if (apic_page_hit(c, gpa)) {
@@ -136,6 +139,7 @@ void phys_write(struct emu_cpu *c, uint64_t gpa, unsigned size, uint64_t v)
 
 void tlb_flush_all(struct emu_cpu *c, bool keep_global)
 {
+	c->block_end = true;
 	if (!keep_global) {
 		memset(c->tlb_r, 0, sizeof(c->tlb_r));
 		memset(c->tlb_w, 0, sizeof(c->tlb_w));
@@ -152,6 +156,7 @@ void tlb_flush_all(struct emu_cpu *c, bool keep_global)
 void tlb_flush_page(struct emu_cpu *c, uint64_t vaddr)
 {
 	unsigned idx = (vaddr >> 12) & (TLB_SIZE - 1);
+	c->block_end = true;
 	for (int u = 0; u < 2; u++) {
 		c->tlb_r[u][idx].tag = 0;
 		c->tlb_w[u][idx].tag = 0;
@@ -385,7 +390,8 @@ void *mem_host_ptr_rw(struct emu_cpu *c, uint64_t lin, unsigned size)
 	void *h = gpa_to_hva(&c->m->ram, gpa, size);
 	if (h) {
 		struct emu_machine *em = c->m->accel_priv;
-		code_page_written(em, ram_page_index(&c->m->ram, gpa));
+		if (code_page_written(em, ram_page_index(&c->m->ram, gpa)))
+			c->block_end = true;
 	}
 	return h;
 }

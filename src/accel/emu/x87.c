@@ -1,6 +1,428 @@
-/* x87 FPU (placeholder until the full unit lands). */
+/* x87 FPU (D8-DF) on the host's 80-bit long double. Precision control is
+ * not modelled (results are always extended precision, what Linux and
+ * glibc select); rounding control is honoured by FIST/FRNDINT; stack
+ * overflow/underflow is not reported (no guest relies on it). */
+#include "accel/emu/alu.h"
 #include "accel/emu/cpu.h"
+
+#include <math.h>
+
+#define FSW_C0 0x0100
+#define FSW_C1 0x0200
+#define FSW_C2 0x0400
+#define FSW_C3 0x4000
+
+static void fpu_check(struct emu_cpu *c)
+{
+	if (c->cr0 & (X86_CR0_EM | X86_CR0_TS))
+		raise_exc(c, EXC_NM);
+}
+
+static long double *st(struct emu_cpu *c, unsigned i)
+{
+	return &c->fpr[(c->ftop + i) & 7];
+}
+
+static void set_tag(struct emu_cpu *c, unsigned phys, unsigned tag)
+{
+	c->ftw = (uint16_t)((c->ftw & ~(3u << (2 * phys))) | (tag << (2 * phys)));
+}
+
+static void fpush(struct emu_cpu *c, long double v)
+{
+	c->ftop = (c->ftop - 1) & 7;
+	c->fpr[c->ftop] = v;
+	set_tag(c, c->ftop, v == 0 ? 1 : 0);
+}
+
+static void fpop(struct emu_cpu *c)
+{
+	set_tag(c, c->ftop, 3);
+	c->ftop = (c->ftop + 1) & 7;
+}
+
+static void set_cc(struct emu_cpu *c, unsigned bits)
+{
+	c->fsw = (uint16_t)((c->fsw & ~(FSW_C0 | FSW_C1 | FSW_C2 | FSW_C3)) | bits);
+}
+
+static long double round_fcw(struct emu_cpu *c, long double v)
+{
+	switch ((c->fcw >> 10) & 3) {
+	case 0: return nearbyintl(v);
+	case 1: return floorl(v);
+	case 2: return ceill(v);
+	default: return truncl(v);
+	}
+}
+
+static int64_t to_int(struct emu_cpu *c, long double v, unsigned bytes, bool trunc)
+{
+	long double r = trunc ? truncl(v) : round_fcw(c, v);
+	long double lim = bytes == 8 ? 9223372036854775808.0L : bytes == 4 ? 2147483648.0L : 32768.0L;
+	if (isnan(r) || r >= lim || r < -lim) {
+		c->fsw |= 1; /* invalid */
+		return bytes == 8 ? INT64_MIN : bytes == 4 ? INT32_MIN : INT16_MIN;
+	}
+	return (int64_t)r;
+}
+
+static void compare(struct emu_cpu *c, long double a, long double b, bool to_eflags)
+{
+	if (to_eflags) {
+		uint32_t f = flags_compute(c) & ~(FL_ZF | FL_PF | FL_CF | FL_OF | FL_SF | FL_AF);
+		if (isnan(a) || isnan(b))
+			f |= FL_ZF | FL_PF | FL_CF;
+		else if (a < b)
+			f |= FL_CF;
+		else if (a == b)
+			f |= FL_ZF;
+		set_arith_flags(c, f);
+		return;
+	}
+	if (isnan(a) || isnan(b))
+		set_cc(c, FSW_C3 | FSW_C2 | FSW_C0);
+	else if (a < b)
+		set_cc(c, FSW_C0);
+	else if (a == b)
+		set_cc(c, FSW_C3);
+	else
+		set_cc(c, 0);
+}
+
+/* op: 0 add, 1 mul, 2 com, 3 comp, 4 sub, 5 subr, 6 div, 7 divr */
+static long double arith(struct emu_cpu *c, unsigned op, long double a, long double b)
+{
+	switch (op) {
+	case 0: return a + b;
+	case 1: return a * b;
+	case 4: return a - b;
+	case 5: return b - a;
+	case 6: return a / b;
+	case 7: return b / a;
+	default: return a;
+	}
+}
+
+static long double load_mem(struct emu_cpu *c, const struct insn *i, uint64_t ea, int kind)
+{
+	/* kind: 0 m32fp, 1 m32int, 2 m64fp, 3 m16int, 4 m64int, 5 m80 */
+	switch (kind) {
+	case 0: { uint32_t v = (uint32_t)mem_read(c, i->seg, ea, 4); float f; memcpy(&f, &v, 4); return f; }
+	case 1: return (int32_t)mem_read(c, i->seg, ea, 4);
+	case 2: { uint64_t v = mem_read(c, i->seg, ea, 8); double d; memcpy(&d, &v, 8); return d; }
+	case 3: return (int16_t)mem_read(c, i->seg, ea, 2);
+	case 4: return (int64_t)mem_read(c, i->seg, ea, 8);
+	default: {
+		uint8_t b[16] = { 0 };
+		mem_read_bytes(c, i->seg, ea, b, 10);
+		long double v;
+		memcpy(&v, b, sizeof(v) < 16 ? sizeof(v) : 16);
+		return v;
+	}
+	}
+}
+
+static void store_env(struct emu_cpu *c, const struct insn *i, uint64_t ea)
+{
+	uint16_t fsw = (uint16_t)((c->fsw & ~0x3800) | ((c->ftop & 7) << 11));
+	if (i->osize == 2) {
+		mem_write(c, i->seg, ea, 2, c->fcw);
+		mem_write(c, i->seg, ea + 2, 2, fsw);
+		mem_write(c, i->seg, ea + 4, 2, c->ftw);
+		mem_write(c, i->seg, ea + 6, 8, 0);
+		return;
+	}
+	mem_write(c, i->seg, ea, 4, 0xFFFF0000u | c->fcw);
+	mem_write(c, i->seg, ea + 4, 4, 0xFFFF0000u | fsw);
+	mem_write(c, i->seg, ea + 8, 4, 0xFFFF0000u | c->ftw);
+	mem_write(c, i->seg, ea + 12, 4, (uint32_t)c->fip);
+	mem_write(c, i->seg, ea + 16, 4, 0);
+	mem_write(c, i->seg, ea + 20, 4, (uint32_t)c->fdp);
+	mem_write(c, i->seg, ea + 24, 4, 0);
+}
+
+static unsigned load_env(struct emu_cpu *c, const struct insn *i, uint64_t ea)
+{
+	unsigned w = i->osize == 2 ? 2 : 4;
+	c->fcw = (uint16_t)mem_read(c, i->seg, ea, 2);
+	uint16_t fsw = (uint16_t)mem_read(c, i->seg, ea + w, 2);
+	c->ftw = (uint16_t)mem_read(c, i->seg, ea + 2 * w, 2);
+	c->ftop = (fsw >> 11) & 7;
+	c->fsw = fsw & ~0x3800;
+	return w == 2 ? 14 : 28;
+}
+
+static void store_m80(struct emu_cpu *c, const struct insn *i, uint64_t ea, long double v)
+{
+	uint8_t b[16] = { 0 };
+	memcpy(b, &v, 10);
+	mem_write_bytes(c, i->seg, ea, b, 10);
+}
+
+static void fxam(struct emu_cpu *c)
+{
+	unsigned tag = (c->ftw >> (2 * c->ftop)) & 3;
+	long double v = *st(c, 0);
+	unsigned s = signbit(v) ? FSW_C1 : 0;
+	if (tag == 3)
+		set_cc(c, FSW_C3 | FSW_C0 | s);
+	else if (isnan(v))
+		set_cc(c, FSW_C0 | s);
+	else if (isinf(v))
+		set_cc(c, FSW_C2 | FSW_C0 | s);
+	else if (v == 0)
+		set_cc(c, FSW_C3 | s);
+	else if (fpclassify(v) == FP_SUBNORMAL)
+		set_cc(c, FSW_C3 | FSW_C2 | s);
+	else
+		set_cc(c, FSW_C2 | s);
+}
+
+static void d9_reg(struct emu_cpu *c, const struct insn *i)
+{
+	unsigned m = 0xC0 | ((i->reg & 7u) << 3) | (i->rm & 7u);
+	unsigned r = m & 7;
+	long double *s0 = st(c, 0);
+	switch (m & 0xF8) {
+	case 0xC0: fpush(c, *st(c, r)); return;
+	case 0xC8: { long double t = *s0; *s0 = *st(c, r); *st(c, r) = t; return; }
+	default: break;
+	}
+	switch (m) {
+	case 0xD0: return;
+	case 0xE0: *s0 = -*s0; return;
+	case 0xE1: *s0 = fabsl(*s0); return;
+	case 0xE4: compare(c, *s0, 0, false); return;
+	case 0xE5: fxam(c); return;
+	case 0xE8: fpush(c, 1.0L); return;
+	case 0xE9: fpush(c, log2l(10.0L)); return;
+	case 0xEA: fpush(c, 1.0L / logl(2.0L)); return;
+	case 0xEB: fpush(c, 3.14159265358979323846264338327950288L); return;
+	case 0xEC: fpush(c, log10l(2.0L)); return;
+	case 0xED: fpush(c, logl(2.0L)); return;
+	case 0xEE: fpush(c, 0.0L); return;
+	case 0xF0: *s0 = exp2l(*s0) - 1.0L; return;
+	case 0xF1: { long double v = *st(c, 1) * log2l(*s0); fpop(c); *st(c, 0) = v; return; }
+	case 0xF2: *s0 = tanl(*s0); fpush(c, 1.0L); set_cc(c, 0); return;
+	case 0xF3: { long double v = atan2l(*st(c, 1), *s0); fpop(c); *st(c, 0) = v; return; }
+	case 0xF4: {
+		long double v = *s0;
+		int e;
+		long double mant = frexpl(v, &e);
+		*s0 = (long double)(e - 1);
+		fpush(c, mant * 2.0L);
+		return;
+	}
+	case 0xF5: case 0xF8: {
+		long double a = *s0, b = *st(c, 1);
+		long double q = m == 0xF8 ? truncl(a / b) : nearbyintl(a / b);
+		*s0 = m == 0xF8 ? fmodl(a, b) : remainderl(a, b);
+		int64_t qi = isnan(q) ? 0 : (int64_t)fabsl(q);
+		set_cc(c, ((qi & 1) ? FSW_C1 : 0) | ((qi & 2) ? FSW_C3 : 0) | ((qi & 4) ? FSW_C0 : 0));
+		return;
+	}
+	case 0xF6: c->ftop = (c->ftop - 1) & 7; return;
+	case 0xF7: c->ftop = (c->ftop + 1) & 7; return;
+	case 0xF9: { long double v = *st(c, 1) * log2l(*s0 + 1.0L); fpop(c); *st(c, 0) = v; return; }
+	case 0xFA: *s0 = sqrtl(*s0); return;
+	case 0xFB: { long double v = *s0; *s0 = sinl(v); fpush(c, cosl(v)); set_cc(c, 0); return; }
+	case 0xFC: *s0 = round_fcw(c, *s0); return;
+	case 0xFD: *s0 = ldexpl(*s0, (int)truncl(*st(c, 1))); return;
+	case 0xFE: *s0 = sinl(*s0); set_cc(c, 0); return;
+	case 0xFF: *s0 = cosl(*s0); set_cc(c, 0); return;
+	default: insn_ud(c, i);
+	}
+}
+
+static void op_x87(struct emu_cpu *c, const struct insn *i)
+{
+	fpu_check(c);
+	unsigned op = i->op, r = i->reg & 7, rm = i->rm & 7;
+	if (i->mod != 3) {
+		uint64_t ea = insn_ea(c, i);
+		static const int arith_kind[8] = { 0, -1, 1, -1, 2, -1, 3, -1 }; /* D8 DA DC DE */
+		if (!(op & 1)) {
+			long double v = load_mem(c, i, ea, arith_kind[op - 0xD8]);
+			long double *s0 = st(c, 0);
+			if (r == 2 || r == 3) {
+				compare(c, *s0, v, false);
+				if (r == 3)
+					fpop(c);
+			} else {
+				*s0 = arith(c, r, *s0, v);
+			}
+			return;
+		}
+		switch (op) {
+		case 0xD9:
+			switch (r) {
+			case 0: fpush(c, load_mem(c, i, ea, 0)); return;
+			case 2: case 3: {
+				float f = (float)*st(c, 0);
+				uint32_t v;
+				memcpy(&v, &f, 4);
+				mem_write(c, i->seg, ea, 4, v);
+				if (r == 3)
+					fpop(c);
+				return;
+			}
+			case 4: load_env(c, i, ea); return;
+			case 5: c->fcw = (uint16_t)mem_read(c, i->seg, ea, 2); return;
+			case 6: store_env(c, i, ea); c->fcw |= 0x3F; return;
+			case 7: mem_write(c, i->seg, ea, 2, c->fcw); return;
+			default: insn_ud(c, i);
+			}
+		case 0xDB:
+			switch (r) {
+			case 0: fpush(c, load_mem(c, i, ea, 1)); return;
+			case 1: case 2: case 3:
+				mem_write(c, i->seg, ea, 4, (uint64_t)to_int(c, *st(c, 0), 4, r == 1));
+				if (r != 2)
+					fpop(c);
+				return;
+			case 5: fpush(c, load_mem(c, i, ea, 5)); return;
+			case 7: store_m80(c, i, ea, *st(c, 0)); fpop(c); return;
+			default: insn_ud(c, i);
+			}
+		case 0xDD:
+			switch (r) {
+			case 0: fpush(c, load_mem(c, i, ea, 2)); return;
+			case 1:
+				mem_write(c, i->seg, ea, 8, (uint64_t)to_int(c, *st(c, 0), 8, true));
+				fpop(c);
+				return;
+			case 2: case 3: {
+				double d = (double)*st(c, 0);
+				uint64_t v;
+				memcpy(&v, &d, 8);
+				mem_write(c, i->seg, ea, 8, v);
+				if (r == 3)
+					fpop(c);
+				return;
+			}
+			case 4: {
+				unsigned off = load_env(c, i, ea);
+				for (int k = 0; k < 8; k++)
+					*st(c, k) = load_mem(c, i, ea + off + 10 * k, 5);
+				return;
+			}
+			case 6: {
+				store_env(c, i, ea);
+				unsigned off = i->osize == 2 ? 14 : 28;
+				for (int k = 0; k < 8; k++)
+					store_m80(c, i, ea + off + 10 * k, *st(c, k));
+				fpu_init(c);
+				return;
+			}
+			case 7: mem_write(c, i->seg, ea, 2, (c->fsw & ~0x3800) | ((c->ftop & 7) << 11)); return;
+			default: insn_ud(c, i);
+			}
+		default: /* DF */
+			switch (r) {
+			case 0: fpush(c, load_mem(c, i, ea, 3)); return;
+			case 1: case 2: case 3:
+				mem_write(c, i->seg, ea, 2, (uint64_t)to_int(c, *st(c, 0), 2, r == 1));
+				if (r != 2)
+					fpop(c);
+				return;
+			case 5: fpush(c, load_mem(c, i, ea, 4)); return;
+			case 7:
+				mem_write(c, i->seg, ea, 8, (uint64_t)to_int(c, *st(c, 0), 8, false));
+				fpop(c);
+				return;
+			default: insn_ud(c, i); /* FBLD/FBSTP */
+			}
+		}
+	}
+	long double *s0 = st(c, 0), *si = st(c, rm);
+	switch (op) {
+	case 0xD8:
+		if (r == 2 || r == 3) {
+			compare(c, *s0, *si, false);
+			if (r == 3)
+				fpop(c);
+		} else {
+			*s0 = arith(c, r, *s0, *si);
+		}
+		return;
+	case 0xD9:
+		d9_reg(c, i);
+		return;
+	case 0xDA:
+		if (r < 4) { /* FCMOVB/E/BE/U */
+			static const uint8_t cc[4] = { 2, 4, 6, 10 };
+			if (cond_true(c, cc[r]))
+				*s0 = *si;
+			return;
+		}
+		if (r == 5 && rm == 1) { /* FUCOMPP */
+			compare(c, *s0, *st(c, 1), false);
+			fpop(c);
+			fpop(c);
+			return;
+		}
+		insn_ud(c, i);
+	case 0xDB:
+		if (r < 4) { /* FCMOVNB/NE/NBE/NU */
+			static const uint8_t cc[4] = { 3, 5, 7, 11 };
+			if (cond_true(c, cc[r]))
+				*s0 = *si;
+			return;
+		}
+		if (r == 4 && rm == 2) { c->fsw &= 0x7F00; return; }      /* FNCLEX */
+		if (r == 4 && rm == 3) { fpu_init(c); return; }           /* FNINIT */
+		if (r == 5 || r == 6) { compare(c, *s0, *si, true); return; } /* FUCOMI/FCOMI */
+		if (r == 4) return;                                         /* FENI/FDISI nops */
+		insn_ud(c, i);
+	case 0xDC:
+		if (r == 2 || r == 3) {
+			compare(c, *s0, *si, false);
+			if (r == 3)
+				fpop(c);
+			return;
+		}
+		/* ST(i) = ST(i) op ST(0), with SUB/SUBR and DIV/DIVR swapped */
+		*si = arith(c, r ^ ((r >= 4) ? 1 : 0), *si, *s0);
+		return;
+	case 0xDD:
+		switch (r) {
+		case 0: set_tag(c, (c->ftop + rm) & 7, 3); return; /* FFREE */
+		case 2: *si = *s0; return;
+		case 3: *si = *s0; fpop(c); return;
+		case 4: compare(c, *s0, *si, false); return;
+		case 5: compare(c, *s0, *si, false); fpop(c); return;
+		default: insn_ud(c, i);
+		}
+	case 0xDE:
+		if (r == 3 && rm == 1) { /* FCOMPP */
+			compare(c, *s0, *st(c, 1), false);
+			fpop(c);
+			fpop(c);
+			return;
+		}
+		if (r == 2 || r == 3)
+			insn_ud(c, i);
+		*si = arith(c, r ^ ((r >= 4) ? 1 : 0), *si, *s0);
+		fpop(c);
+		return;
+	default: /* DF */
+		if (r == 4 && rm == 0) { /* FNSTSW AX */
+			reg_write(c, R_RAX, 2, 1, (c->fsw & ~0x3800) | ((c->ftop & 7) << 11));
+			return;
+		}
+		if (r == 5 || r == 6) { /* FUCOMIP / FCOMIP */
+			compare(c, *s0, *si, true);
+			fpop(c);
+			return;
+		}
+		if (r == 0) { set_tag(c, (c->ftop + rm) & 7, 3); fpop(c); return; } /* FFREEP */
+		insn_ud(c, i);
+	}
+}
 
 void exec_x87_init(void)
 {
+	for (int k = 0xD8; k <= 0xDF; k++)
+		op_table1[k] = op_x87;
 }

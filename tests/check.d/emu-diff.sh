@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Differential tests of the software CPU (--accel emu) against the host
+# CPU: every instruction form of tests/diff/forms.c on random registers,
+# flags, XMM registers and memory, natively and emulated; they must agree
+# on registers, defined flags, memory and faults. Bounded to about a minute;
+# run build/emu-diff -n 5000 by hand for a deeper search.
+set -u
+: "${BUILD:?}"
+if [ "$(uname -m)" != x86_64 ]; then
+	echo "the host CPU is not x86-64: no native oracle"
+	exit 77
+fi
+make -s BUILD="$BUILD" "$BUILD/emu-diff" || exit 1
+timeout 300 "$BUILD/emu-diff" -n "${EMU_DIFF_ITERATIONS:-300}"

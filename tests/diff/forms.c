@@ -1,0 +1,596 @@
+/* The instruction forms under differential test, generated from small
+ * encoding rules, with the flags the SDM leaves undefined for each.
+ * To grow coverage, add a rule here. Memory operands are [rbx]. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "accel/emu/cpu.h"
+#include "diff.h"
+
+#define MAX_FORMS 4096
+static struct diff_form forms[MAX_FORMS];
+static unsigned nforms;
+
+static const char *const rn[16] = { "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+				    "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15" };
+
+/* Register pairs (reg, rm) used for register forms: never RSP or RBX
+ * (RBX holds the memory operand's address). */
+static const int pairs[][2] = { { 0, 1 }, { 2, 9 }, { 14, 6 }, { 5, 11 }, { 7, 0 } };
+#define NPAIRS (sizeof(pairs) / sizeof(pairs[0]))
+
+static struct diff_form *newf(const char *fmt, ...)
+{
+	if (nforms == MAX_FORMS)
+		return &forms[MAX_FORMS - 1];
+	struct diff_form *f = &forms[nforms++];
+	memset(f, 0, sizeof(*f));
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(f->name, sizeof(f->name), fmt, ap);
+	va_end(ap);
+	f->mem_offset = 0x100;
+	return f;
+}
+
+static void emit(struct diff_form *f, int b)
+{
+	if (f->len < sizeof(f->bytes))
+		f->bytes[f->len++] = (uint8_t)b;
+}
+
+static void emit_imm(struct diff_form *f, uint64_t v, int n)
+{
+	for (int k = 0; k < n; k++)
+		emit(f, (int)((v >> (8 * k)) & 0xFF));
+}
+
+/* Encodes [pfx] [66] [REX] opcode modrm for size (1,2,4,8). mem: rm is [rbx]. */
+static void enc(struct diff_form *f, int mandatory_pfx, int size, const char *opc, int reg, int rm, bool mem)
+{
+	f->size = (uint8_t)size;
+	if (size == 2)
+		emit(f, 0x66);
+	if (mandatory_pfx)
+		emit(f, mandatory_pfx);
+	int rex = 0x40 | (size == 8 ? 8 : 0) | (reg >= 8 ? 4 : 0) | (!mem && rm >= 8 ? 1 : 0);
+	if (rex != 0x40)
+		emit(f, rex);
+	for (const char *p = opc; *p; p += 2) {
+		unsigned b;
+		sscanf(p, "%2x", &b);
+		emit(f, (int)b);
+	}
+	if (mem)
+		emit(f, ((reg & 7) << 3) | 3);
+	else
+		emit(f, 0xC0 | ((reg & 7) << 3) | (rm & 7));
+}
+
+static const char *sz(int size)
+{
+	return size == 1 ? "b" : size == 2 ? "w" : size == 4 ? "l" : "q";
+}
+
+/* ------------------------------------------------------------------ */
+/* Undefined-flag rules (the SDM's words in the comments) */
+
+static unsigned count_of(const struct diff_form *f, const uint64_t *gpr, bool cl)
+{
+	if (f->kind & 0x20)
+		return 1;
+	return (unsigned)(cl ? gpr[R_RCX] : f->bytes[f->len - 1]) & (f->size == 8 ? 63 : 31);
+}
+
+/* SHL/SHR/SAR: "The OF flag is affected only on 1-bit shifts ...
+ * For a non-zero count, the AF flag is undefined." and "CF ... is
+ * undefined for SHL and SHR instructions where the count is greater than
+ * or equal to the size (in bits) of the destination operand." */
+static uint32_t shift_undef(const struct diff_form *f, const uint64_t *gpr, uint64_t fl)
+{
+	unsigned n = count_of(f, gpr, f->kind & 0x10);
+	unsigned op = f->kind & 7;
+	uint32_t u = 0;
+	if (op <= 3) { /* ROL/ROR/RCL/RCR: "The OF flag is defined only for the 1-bit rotates" */
+		if (n != 1)
+			u |= FL_OF;
+		return u;
+	}
+	if (n != 0)
+		u |= FL_AF;
+	if (n > 1)
+		u |= FL_OF;
+	if (op != 7 && n >= f->size * 8u)
+		u |= FL_CF;
+	return u;
+}
+
+/* SHLD/SHRD: "For a 1-bit shift, the OF flag is set if a sign change
+ * occurred; otherwise, it is cleared. For shifts greater than 1 bit, the
+ * OF flag is undefined. If a shift occurs, the AF flag is undefined. If
+ * the count operand is greater than the operand size, the flags are
+ * undefined." */
+static uint32_t shld_undef(const struct diff_form *f, const uint64_t *gpr, uint64_t fl)
+{
+	unsigned n = count_of(f, gpr, f->kind & 0x10);
+	uint32_t u = 0;
+	if (n)
+		u |= FL_AF;
+	if (n > 1)
+		u |= FL_OF;
+	if (n > f->size * 8u)
+		u |= FL_ARITH;
+	return u;
+}
+
+/* SHLD/SHRD: "If the count is greater than the operand size, the result
+ * is undefined." */
+static bool shld_undef_result(const struct diff_form *f, const uint64_t *gpr, int r)
+{
+	unsigned n = count_of(f, gpr, f->kind & 0x10);
+	return n > f->size * 8u && r == (f->kind & 0xF0) >> 4 ? false : n > f->size * 8u;
+}
+
+/* BSF/BSR: "If the content of the source operand is 0, the content of the
+ * destination operand is undefined." */
+static bool bsf_undef_result(const struct diff_form *f, const uint64_t *gpr, int r)
+{
+	int src = f->kind & 15, dst = f->kind >> 4;
+	return r == dst && (gpr[src] & (f->size == 8 ? ~0ULL : (1ULL << (f->size * 8)) - 1)) == 0;
+}
+
+static void setup_bt_offset(uint64_t *gpr)
+{
+	/* keep register bit offsets inside the data page */
+	for (int r = 0; r < 16; r++)
+		gpr[r] = (uint64_t)((int64_t)(gpr[r] % 2000) - 500);
+}
+
+static void setup_div(uint64_t *gpr)
+{
+	/* mostly non-faulting divisions: small dividends, then random */
+	if (diff_rand() & 1)
+		gpr[R_RDX] = (diff_rand() & 1) ? 0 : ~0ULL;
+}
+
+static void setup_string(uint64_t *gpr)
+{
+	gpr[R_RSI] = 0x10100000 + 0x400 + diff_rand() % 256;
+	gpr[R_RDI] = 0x10100000 + 0x900 + diff_rand() % 256;
+	gpr[R_RCX] = diff_rand() % 40;
+}
+
+uint64_t diff_rand_fp(int lane_bytes)
+{
+	/* mix of ordinary numbers, zeros, infinities, NaNs and random bits */
+	uint64_t r = diff_rand();
+	if (lane_bytes == 8) {
+		static const double specials[] = { 0.0, -0.0, 1.0, -1.5, 1e300, -1e-300, 3.0e9, -2.5e9,
+						   1.0 / 0.0, -1.0 / 0.0, 0.5, 123456789.75 };
+		double d;
+		switch (r % 4) {
+		case 0: d = specials[(r >> 8) % 12]; break;
+		case 1: d = (double)(int64_t)(diff_rand() % 2000000) / 7.0 - 100000.0; break;
+		case 2: memcpy(&d, &r, 8); return r;
+		default: d = (double)(int32_t)diff_rand(); break;
+		}
+		uint64_t v;
+		memcpy(&v, &d, 8);
+		return v;
+	}
+	uint32_t lanes[2];
+	for (int k = 0; k < 2; k++) {
+		static const float specials[] = { 0.0f, -0.0f, 1.0f, -1.5f, 1e30f, -1e-30f, 3.0e9f, -2.5e9f,
+						  1.0f / 0.0f, -1.0f / 0.0f, 0.5f, 12345.75f };
+		uint64_t q = diff_rand();
+		float f;
+		switch (q % 4) {
+		case 0: f = specials[(q >> 8) % 12]; break;
+		case 1: f = (float)(int64_t)(diff_rand() % 200000) / 7.0f - 10000.0f; break;
+		case 2: lanes[k] = (uint32_t)q; continue;
+		default: f = (float)(int16_t)diff_rand(); break;
+		}
+		memcpy(&lanes[k], &f, 4);
+	}
+	return lanes[0] | (uint64_t)lanes[1] << 32;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void gen_alu(void)
+{
+	static const char *const names[8] = { "add", "or", "adc", "sbb", "and", "sub", "xor", "cmp" };
+	for (int op = 0; op < 8; op++) {
+		/* "AND/OR/XOR: ... The state of the AF flag is undefined." */
+		uint32_t undef = (op == 1 || op == 4 || op == 6) ? FL_AF : 0;
+		for (int size = 1; size <= 8; size *= 2) {
+			char o[4];
+			for (unsigned p = 0; p < NPAIRS; p++) {
+				snprintf(o, sizeof(o), "%02X", op * 8 + (size > 1));
+				struct diff_form *f = newf("%s%s %s,%s", names[op], sz(size), rn[pairs[p][1]], rn[pairs[p][0]]);
+				enc(f, 0, size, o, pairs[p][0], pairs[p][1], false);
+				f->undef_flags = undef;
+			}
+			snprintf(o, sizeof(o), "%02X", op * 8 + (size > 1));
+			struct diff_form *f = newf("%s%s [rbx],rcx", names[op], sz(size));
+			enc(f, 0, size, o, 1, 0, true);
+			f->undef_flags = undef;
+			snprintf(o, sizeof(o), "%02X", op * 8 + 2 + (size > 1));
+			f = newf("%s%s rdx,[rbx]", names[op], sz(size));
+			enc(f, 0, size, o, 2, 0, true);
+			f->undef_flags = undef;
+			f = newf("%s%s rsi,imm", names[op], sz(size));
+			enc(f, 0, size, size == 1 ? "80" : "81", op, 6, false);
+			emit_imm(f, diff_rand(), size == 1 ? 1 : size == 2 ? 2 : 4);
+			f->undef_flags = undef;
+			if (size > 1) {
+				f = newf("%s%s r9,imm8", names[op], sz(size));
+				enc(f, 0, size, "83", op, 9, false);
+				emit_imm(f, diff_rand(), 1);
+				f->undef_flags = undef;
+			}
+			f = newf("lock %s%s [rbx],rcx", names[op], sz(size));
+			if (op != 7) {
+				emit(f, 0xF0);
+				enc(f, 0, size, o, 1, 0, true);
+				f->bytes[f->len - 2] -= 2; /* r/m,reg direction */
+				f->undef_flags = undef;
+			} else {
+				nforms--;
+			}
+		}
+	}
+	/* accumulator forms and 8-bit high registers */
+	struct diff_form *f = newf("addb al,imm8");
+	emit(f, 0x04);
+	emit(f, 0x7F);
+	f = newf("subq rax,imm32");
+	emit(f, 0x48);
+	emit(f, 0x2D);
+	emit_imm(f, 0x80000001, 4);
+	f = newf("adcb ah,bh");
+	emit(f, 0x10);
+	emit(f, 0xFC);
+	f = newf("sbbb ch,dl");
+	emit(f, 0x18);
+	emit(f, 0xD5);
+}
+
+static void gen_unary(void)
+{
+	static const char *const names[] = { "not", "neg", "inc", "dec" };
+	for (int k = 0; k < 4; k++)
+		for (int size = 1; size <= 8; size *= 2)
+			for (int mem = 0; mem < 2; mem++) {
+				struct diff_form *f = newf("%s%s %s", names[k], sz(size), mem ? "[rbx]" : "r10");
+				const char *opc = k < 2 ? (size == 1 ? "F6" : "F7") : (size == 1 ? "FE" : "FF");
+				int reg = k == 0 ? 2 : k == 1 ? 3 : k == 2 ? 0 : 1;
+				enc(f, 0, size, opc, reg, 10, mem);
+			}
+}
+
+static void gen_muldiv(void)
+{
+	static const char *const names[] = { "mul", "imul", "div", "idiv" };
+	for (int k = 0; k < 4; k++)
+		for (int size = 1; size <= 8; size *= 2)
+			for (int mem = 0; mem < 2; mem++) {
+				struct diff_form *f = newf("%s%s %s", names[k], sz(size), mem ? "[rbx]" : "r11");
+				enc(f, 0, size, size == 1 ? "F6" : "F7", 4 + k, 11, mem);
+				/* MUL/IMUL: "The SF, ZF, AF, and PF flags are undefined."
+				 * DIV/IDIV: "The CF, OF, SF, ZF, AF, and PF flags are undefined." */
+				f->undef_flags = k < 2 ? (FL_SF | FL_ZF | FL_AF | FL_PF) : FL_ARITH;
+				if (k >= 2)
+					f->setup = setup_div;
+			}
+	for (int size = 2; size <= 8; size *= 2) {
+		struct diff_form *f = newf("imul%s rcx,r8", sz(size));
+		enc(f, 0, size, "0FAF", 1, 8, false);
+		f->undef_flags = FL_SF | FL_ZF | FL_AF | FL_PF;
+		f = newf("imul%s rdx,[rbx],imm32", sz(size));
+		enc(f, 0, size, "69", 2, 0, true);
+		emit_imm(f, diff_rand(), size == 2 ? 2 : 4);
+		f->undef_flags = FL_SF | FL_ZF | FL_AF | FL_PF;
+		f = newf("imul%s rsi,rdi,imm8", sz(size));
+		enc(f, 0, size, "6B", 6, 7, false);
+		emit_imm(f, diff_rand(), 1);
+		f->undef_flags = FL_SF | FL_ZF | FL_AF | FL_PF;
+	}
+}
+
+static void gen_shifts(void)
+{
+	static const char *const names[8] = { "rol", "ror", "rcl", "rcr", "shl", "shr", "sal", "sar" };
+	for (int op = 0; op < 8; op++) {
+		if (op == 6)
+			continue;
+		for (int size = 1; size <= 8; size *= 2) {
+			struct diff_form *f = newf("%s%s r12,cl", names[op], sz(size));
+			enc(f, 0, size, size == 1 ? "D2" : "D3", op, 12, false);
+			f->kind = (uint8_t)(op | 0x10);
+			f->undef_flags_fn = shift_undef;
+			f = newf("%s%s [rbx],1", names[op], sz(size));
+			enc(f, 0, size, size == 1 ? "D0" : "D1", op, 0, true);
+			f->kind = (uint8_t)(op | 0x20);
+			f->undef_flags_fn = shift_undef;
+			for (int cnt = 0; cnt < 3; cnt++) {
+				static const uint8_t counts[3] = { 1, 7, 33 };
+				f = newf("%s%s rax,%d", names[op], sz(size), counts[cnt]);
+				enc(f, 0, size, size == 1 ? "C0" : "C1", op, 0, false);
+				emit(f, counts[cnt]);
+				f->kind = (uint8_t)op;
+				f->undef_flags_fn = shift_undef;
+			}
+		}
+	}
+	for (int size = 2; size <= 8; size *= 2)
+		for (int right = 0; right < 2; right++) {
+			struct diff_form *f = newf("sh%sd%s r13,r14,cl", right ? "r" : "l", sz(size));
+			enc(f, 0, size, right ? "0FAD" : "0FA5", 14, 13, false);
+			f->kind = 0x10;
+			f->undef_flags_fn = shld_undef;
+			f->undef_result = shld_undef_result;
+			f = newf("sh%sd%s [rbx],rdx,5", right ? "r" : "l", sz(size));
+			enc(f, 0, size, right ? "0FAC" : "0FA4", 2, 0, true);
+			emit(f, 5);
+			f->undef_flags_fn = shld_undef;
+		}
+}
+
+static void gen_bits(void)
+{
+	static const char *const names[4] = { "bt", "bts", "btr", "btc" };
+	static const char *const rop[4] = { "0FA3", "0FAB", "0FB3", "0FBB" };
+	/* BT*: "The ZF flag is unaffected. The OF, SF, AF, and PF flags are undefined." */
+	uint32_t bt_undef = FL_OF | FL_SF | FL_AF | FL_PF;
+	for (int k = 0; k < 4; k++)
+		for (int size = 2; size <= 8; size *= 2) {
+			struct diff_form *f = newf("%s%s r8,rcx", names[k], sz(size));
+			enc(f, 0, size, rop[k], 1, 8, false);
+			f->undef_flags = bt_undef;
+			f = newf("%s%s [rbx],rcx", names[k], sz(size));
+			enc(f, 0, size, rop[k], 1, 0, true);
+			f->undef_flags = bt_undef;
+			f->setup = setup_bt_offset;
+			f->mem_offset = 0x800;
+			f = newf("%s%s [rbx],imm8", names[k], sz(size));
+			enc(f, 0, size, "0FBA", 4 + k, 0, true);
+			emit(f, (int)(diff_rand() & 0xFF));
+			f->undef_flags = bt_undef;
+			if (k) {
+				f = newf("lock %s%s [rbx],rcx", names[k], sz(size));
+				emit(f, 0xF0);
+				enc(f, 0, size, rop[k], 1, 0, true);
+				f->undef_flags = bt_undef;
+				f->setup = setup_bt_offset;
+				f->mem_offset = 0x800;
+			}
+		}
+	for (int size = 2; size <= 8; size *= 2)
+		for (int r = 0; r < 2; r++) {
+			/* BSF/BSR: "The CF, OF, SF, AF, and PF flags are undefined." */
+			struct diff_form *f = newf("%s%s rdx,r9", r ? "bsr" : "bsf", sz(size));
+			enc(f, 0, size, r ? "0FBD" : "0FBC", 2, 9, false);
+			f->undef_flags = FL_CF | FL_OF | FL_SF | FL_AF | FL_PF;
+			f->kind = (uint8_t)(9 | (2 << 4));
+			f->undef_result = bsf_undef_result;
+			f = newf("popcnt%s rdx,r9", sz(size));
+			enc(f, 0xF3, size, "0FB8", 2, 9, false);
+		}
+	for (int size = 4; size <= 8; size *= 4) {
+		struct diff_form *f = newf("bswap%s r10", sz(size));
+		enc(f, 0, size, "0F", 0, 0, false);
+		f->len--;
+		emit(f, 0xC8 + 2);
+		if (size == 8)
+			f->bytes[0] = 0x49;
+		else {
+			memmove(f->bytes + 1, f->bytes, f->len);
+			f->bytes[0] = 0x41;
+			f->len++;
+		}
+	}
+}
+
+static void gen_moves(void)
+{
+	for (int size = 2; size <= 8; size *= 2) {
+		struct diff_form *f = newf("movzx%s rcx,bl", sz(size));
+		enc(f, 0, size, "0FB6", 1, 3, false);
+		f = newf("movzx%s rcx,word [rbx]", sz(size));
+		enc(f, 0, size, "0FB7", 1, 0, true);
+		f = newf("movsx%s r15,sil", sz(size));
+		enc(f, 0, size, "0FBE", 15, 6, false); /* REX.R is present: sil, not dh */
+		f = newf("movsx%s rdx,word [rbx]", sz(size));
+		enc(f, 0, size, "0FBF", 2, 0, true);
+		for (int cc = 0; cc < 16; cc++) {
+			f = newf("cmov%x%s rax,rcx", cc, sz(size));
+			char o[8];
+			snprintf(o, sizeof(o), "0F%02X", 0x40 + cc);
+			enc(f, 0, size, o, 0, 1, false);
+		}
+		f = newf("xadd%s [rbx],rdx", sz(size));
+		emit(f, 0xF0);
+		enc(f, 0, size, "0FC1", 2, 0, true);
+		f = newf("cmpxchg%s [rbx],rsi", sz(size));
+		emit(f, 0xF0);
+		enc(f, 0, size, "0FB1", 6, 0, true);
+		f = newf("cmpxchg%s rdi,rsi", sz(size));
+		enc(f, 0, size, "0FB1", 6, 7, false);
+		f = newf("xchg%s [rbx],rcx", sz(size));
+		enc(f, 0, size, "87", 1, 0, true);
+		f = newf("lea%s rdx,[rbx]", sz(size));
+		enc(f, 0, size, "8D", 2, 0, true);
+	}
+	struct diff_form *f = newf("movsxd rax,ecx");
+	emit(f, 0x48); emit(f, 0x63); emit(f, 0xC1);
+	for (int cc = 0; cc < 16; cc++) {
+		f = newf("set%x cl", cc);
+		emit(f, 0x0F); emit(f, 0x90 + cc); emit(f, 0xC1);
+	}
+	static const struct { const char *n; uint8_t b[3]; int len; } simple[] = {
+		{ "cbw", { 0x66, 0x98 }, 2 }, { "cwde", { 0x98 }, 1 }, { "cdqe", { 0x48, 0x98 }, 2 },
+		{ "cwd", { 0x66, 0x99 }, 2 }, { "cdq", { 0x99 }, 1 }, { "cqo", { 0x48, 0x99 }, 2 },
+		{ "lahf", { 0x9F }, 1 }, { "sahf", { 0x9E }, 1 }, { "cmc", { 0xF5 }, 1 },
+		{ "clc", { 0xF8 }, 1 }, { "stc", { 0xF9 }, 1 }, { "cld", { 0xFC }, 1 },
+		{ "xchg rax,r8", { 0x49, 0x90 }, 2 }, { "xchg eax,edx", { 0x92 }, 1 },
+		{ "nop", { 0x90 }, 1 }, { "nopw", { 0x66, 0x90 }, 2 },
+	};
+	for (unsigned k = 0; k < sizeof(simple) / sizeof(simple[0]); k++) {
+		f = newf("%s", simple[k].n);
+		for (int b = 0; b < simple[k].len; b++)
+			emit(f, simple[k].b[b]);
+	}
+	f = newf("cmpxchg8b [rbx]");
+	emit(f, 0xF0); emit(f, 0x0F); emit(f, 0xC7); emit(f, 0x0B);
+	f = newf("cmpxchg16b [rbx]");
+	emit(f, 0xF0); emit(f, 0x48); emit(f, 0x0F); emit(f, 0xC7); emit(f, 0x0B);
+}
+
+static void gen_strings(void)
+{
+	static const struct { const char *n; uint8_t op; } ops[] = {
+		{ "movs", 0xA4 }, { "cmps", 0xA6 }, { "stos", 0xAA }, { "lods", 0xAC }, { "scas", 0xAE },
+	};
+	for (unsigned k = 0; k < 5; k++)
+		for (int size = 1; size <= 8; size *= 2)
+			for (int rep = 0; rep < 3; rep++) {
+				if (rep == 2 && ops[k].op != 0xA6 && ops[k].op != 0xAE)
+					continue;
+				struct diff_form *f = newf("%s%s%s", rep == 0 ? "" : rep == 1 ? "rep " : "repne ",
+							   ops[k].n, sz(size));
+				if (rep)
+					emit(f, rep == 1 ? 0xF3 : 0xF2);
+				if (size == 2)
+					emit(f, 0x66);
+				if (size == 8)
+					emit(f, 0x48);
+				emit(f, ops[k].op + (size > 1));
+				f->setup = setup_string;
+				f->df = true;
+			}
+}
+
+/* SSE2 packed integer and logic forms (66 0F xx), reg and [rbx] */
+static void gen_sse_int(void)
+{
+	static const uint8_t ops[] = {
+		0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x6B, 0x6C, 0x6D,
+		0x74, 0x75, 0x76, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD8, 0xD9, 0xDA, 0xDB, 0xDC, 0xDD,
+		0xDE, 0xDF, 0xE0, 0xE1, 0xE2, 0xE3, 0xE4, 0xE5, 0xE8, 0xE9, 0xEA, 0xEB, 0xEC, 0xED,
+		0xEE, 0xEF, 0xF1, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0xF8, 0xF9, 0xFA, 0xFB, 0xFC, 0xFD, 0xFE,
+	};
+	for (unsigned k = 0; k < sizeof(ops); k++) {
+		char o[8];
+		snprintf(o, sizeof(o), "0F%02X", ops[k]);
+		struct diff_form *f = newf("66 0f %02x xmm3,xmm12", ops[k]);
+		enc(f, 0x66, 4, o, 3, 12, false);
+		f = newf("66 0f %02x xmm9,[rbx]", ops[k]);
+		enc(f, 0x66, 4, o, 9, 0, true);
+		f = newf("0f %02x mm1,mm2", ops[k]);
+		if (ops[k] == 0x6C || ops[k] == 0x6D) {
+			nforms--;
+			continue;
+		}
+		enc(f, 0, 4, o, 1, 2, false);
+	}
+	static const struct { const char *n; const char *opc; int pfx; int imm; bool mem_ok; } misc[] = {
+		{ "pshufd", "0F70", 0x66, 1, true }, { "pshufhw", "0F70", 0xF3, 1, true },
+		{ "pshuflw", "0F70", 0xF2, 1, true }, { "psrlw imm", "0F71", 0x66, -2, false },
+		{ "psraw imm", "0F71", 0x66, -4, false }, { "psllw imm", "0F71", 0x66, -6, false },
+		{ "psrld imm", "0F72", 0x66, -2, false }, { "psrad imm", "0F72", 0x66, -4, false },
+		{ "pslld imm", "0F72", 0x66, -6, false }, { "psrlq imm", "0F73", 0x66, -2, false },
+		{ "psrldq imm", "0F73", 0x66, -3, false }, { "psllq imm", "0F73", 0x66, -6, false },
+		{ "pslldq imm", "0F73", 0x66, -7, false }, { "movdqa", "0F6F", 0x66, 0, true },
+		{ "movdqu", "0F6F", 0xF3, 0, true }, { "pmovmskb", "0FD7", 0x66, 0, false },
+		{ "pextrw", "0FC5", 0x66, 1, false }, { "pinsrw", "0FC4", 0x66, 1, true },
+		{ "movd xmm,r/m", "0F6E", 0x66, 0, true }, { "movd r/m,xmm", "0F7E", 0x66, 0, true },
+		{ "movq xmm,xmm/m", "0F7E", 0xF3, 0, true }, { "movq xmm/m,xmm", "0FD6", 0x66, 0, true },
+	};
+	for (unsigned k = 0; k < sizeof(misc) / sizeof(misc[0]); k++)
+		for (int mem = 0; mem < 2; mem++) {
+			if (mem && !misc[k].mem_ok)
+				continue;
+			struct diff_form *f = newf("%s %s", misc[k].n, mem ? "mem" : "reg");
+			int reg = misc[k].imm < 0 ? -misc[k].imm : 5;
+			enc(f, misc[k].pfx, 4, misc[k].opc, reg, 13, mem);
+			if (misc[k].imm)
+				emit(f, (int)(diff_rand() & (misc[k].imm < 0 ? 0x1F : 0xFF)));
+		}
+}
+
+/* SSE/SSE2 floating point: ps/pd/ss/sd forms */
+static void gen_sse_fp(void)
+{
+	static const struct { uint8_t op; const char *n; bool pack_only; bool no_pd; } ops[] = {
+		{ 0x58, "add", false, false }, { 0x59, "mul", false, false }, { 0x5C, "sub", false, false }, { 0x5D, "min", false, false }, { 0x5E, "div", false, false },
+		{ 0x5F, "max", false, false }, { 0x51, "sqrt", false, false }, { 0x54, "and", true, false }, { 0x55, "andn", true, false },
+		{ 0x56, "or", true, false }, { 0x57, "xor", true, false }, { 0x14, "unpckl", true, false }, { 0x15, "unpckh", true, false },
+		{ 0xC2, "cmp", false, false }, { 0xC6, "shuf", true, false }, { 0x5A, "cvt5a", false, false }, { 0x10, "movu", false, false }, { 0x28, "mova", true, false },
+	};
+	static const int pfx[4] = { 0, 0x66, 0xF3, 0xF2 };
+	static const char *const pn[4] = { "ps", "pd", "ss", "sd" };
+	for (unsigned k = 0; k < sizeof(ops) / sizeof(ops[0]); k++)
+		for (int p = 0; p < 4; p++) {
+			if (ops[k].pack_only && p >= 2)
+				continue;
+			for (int mem = 0; mem < 2; mem++) {
+				char o[8];
+				snprintf(o, sizeof(o), "0F%02X", ops[k].op);
+				struct diff_form *f = newf("%s%s %s", ops[k].n, pn[p], mem ? "xmm2,[rbx]" : "xmm2,xmm11");
+				enc(f, pfx[p], 4, o, 2, 11, mem);
+				if (ops[k].op == 0xC2)
+					emit(f, (int)(diff_rand() & 7));
+				if (ops[k].op == 0xC6)
+					emit(f, (int)(diff_rand() & 0xFF));
+				f->fp = (p == 1 || p == 3) ? 8 : 4;
+			}
+		}
+	static const struct { const char *n; const char *opc; int pfx; int size; int fp; } cv[] = {
+		{ "cvtsi2ss", "0F2A", 0xF3, 4, 4 }, { "cvtsi2sd", "0F2A", 0xF2, 8, 8 },
+		{ "cvttss2si", "0F2C", 0xF3, 4, 4 }, { "cvtss2si", "0F2D", 0xF3, 8, 4 },
+		{ "cvttsd2si", "0F2C", 0xF2, 8, 8 }, { "cvtsd2si", "0F2D", 0xF2, 4, 8 },
+		{ "cvtdq2ps", "0F5B", 0, 4, 0 }, { "cvtps2dq", "0F5B", 0x66, 4, 4 },
+		{ "cvttps2dq", "0F5B", 0xF3, 4, 4 }, { "cvtdq2pd", "0FE6", 0xF3, 4, 0 },
+		{ "cvtpd2dq", "0FE6", 0xF2, 4, 8 }, { "cvttpd2dq", "0FE6", 0x66, 4, 8 },
+		{ "ucomiss", "0F2E", 0, 4, 4 }, { "comisd", "0F2F", 0x66, 4, 8 },
+		{ "movmskps", "0F50", 0, 4, 4 }, { "movmskpd", "0F50", 0x66, 4, 8 },
+		{ "movhlps", "0F12", 0, 4, 4 }, { "movlhps", "0F16", 0, 4, 4 },
+	};
+	static const struct { const char *n; const char *opc; int pfx; int fp; bool reg_ok; } sse3[] = {
+		{ "addsubpd", "0FD0", 0x66, 8, true }, { "addsubps", "0FD0", 0xF2, 4, true },
+		{ "haddpd", "0F7C", 0x66, 8, true }, { "haddps", "0F7C", 0xF2, 4, true },
+		{ "hsubpd", "0F7D", 0x66, 8, true }, { "hsubps", "0F7D", 0xF2, 4, true },
+		{ "movddup", "0F12", 0xF2, 8, true }, { "movsldup", "0F12", 0xF3, 4, true },
+		{ "movshdup", "0F16", 0xF3, 4, true }, { "lddqu", "0FF0", 0xF2, 0, false },
+	};
+	for (unsigned k = 0; k < sizeof(sse3) / sizeof(sse3[0]); k++)
+		for (int mem = !sse3[k].reg_ok; mem < 2; mem++) {
+			struct diff_form *f = newf("%s %s", sse3[k].n, mem ? "mem" : "reg");
+			enc(f, sse3[k].pfx, 4, sse3[k].opc, 7, 12, mem);
+			f->fp = (uint8_t)sse3[k].fp;
+		}
+	for (unsigned k = 0; k < sizeof(cv) / sizeof(cv[0]); k++) {
+		struct diff_form *f = newf("%s reg", cv[k].n);
+		enc(f, cv[k].pfx, cv[k].size, cv[k].opc, 6, 10, false);
+		f->fp = (uint8_t)cv[k].fp;
+	}
+}
+
+const struct diff_form *diff_forms(unsigned *n)
+{
+	if (!nforms) {
+		gen_alu();
+		gen_unary();
+		gen_muldiv();
+		gen_shifts();
+		gen_bits();
+		gen_moves();
+		gen_strings();
+		gen_sse_int();
+		gen_sse_fp();
+	}
+	*n = nforms;
+	return forms;
+}
