@@ -31,29 +31,31 @@ PY
 qemu-img convert -O qcow2 "$work/in.raw" "$work/in.qcow2"
 cat "$work/in.raw" "$work/in.qcow2" >/dev/null # both tools start from a warm cache
 
-# best of N runs, in seconds
-best() {
-	local n=$1 best=
-	shift
-	for _ in $(seq "$n"); do
-		rm -f "$work/out"
-		local t0 t1
-		sync # no dirty pages from the previous run in this one's time
-		t0=$(date +%s.%N)
-		"$@" >/dev/null 2>"$work/err" || { echo "FAILED: $* ($(head -n 1 "$work/err"))" >&2; echo 0; return; }
-		t1=$(date +%s.%N)
-		local t; t=$(echo "$t1 - $t0" | bc)
-		if [ -z "$best" ] || [ "$(echo "$t < $best" | bc)" = 1 ]; then best=$t; fi
-	done
-	printf '%.3f' "$best"
+# once CMD...: "ELAPSED CPU" seconds of one run ("0 0" on failure)
+once() {
+	rm -f "$work/out"
+	sync # no dirty pages from the previous run in this one's time
+	local t0 t1
+	t0=$(date +%s.%N)
+	/usr/bin/time -f "%U %S" -o "$work/cpu" "$@" >/dev/null 2>"$work/err" ||
+		{ echo "FAILED: $* ($(head -n 1 "$work/err"))" >&2; echo "0 0"; return; }
+	t1=$(date +%s.%N)
+	echo "$(echo "$t1 - $t0" | bc) $(awk '{ print $1 + $2 }' "$work/cpu")"
 }
+min() { if [ -z "$1" ] || [ "$(echo "$2 < $1" | bc)" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 
+# row NAME RUNS XVM-CMD PEER-CMD: the two alternate (the host is shared:
+# alternating spreads its noise over both), best of RUNS each. The CPU
+# seconds (user + system) are printed too: on a loaded host they are the
+# steadier measure.
 row() {
-	local name=$1 runs=$2 xcmd=$3 qcmd=$4
-	local x q
-	x=$(best "$runs" $xcmd)
-	q=$(best "$runs" $qcmd)
-	echo "bench: $name xvm=${x}s peer=${q}s ratio=$(awk -v a="$x" -v b="$q" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
+	local name=$1 runs=$2 xcmd=$3 qcmd=$4 x= q= xc= qc= r
+	for _ in $(seq "$runs"); do
+		r=$(once $xcmd); x=$(min "$x" "${r% *}"); xc=$(min "$xc" "${r#* }")
+		r=$(once $qcmd); q=$(min "$q" "${r% *}"); qc=$(min "$qc" "${r#* }")
+	done
+	x=$(printf '%.3f' "$x"); q=$(printf '%.3f' "$q")
+	echo "bench: $name xvm=${x}s peer=${q}s ratio=$(awk -v a="$x" -v b="$q" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') (cpu: xvm=${xc}s peer=${qc}s)"
 }
 
 row img-convert-raw-to-qcow2-1G 3 \
@@ -62,6 +64,6 @@ row img-convert-raw-to-qcow2-1G 3 \
 row img-convert-qcow2-to-raw-1G 3 \
 	"$XVM img convert -f qcow2 -O raw $work/in.qcow2 $work/out" \
 	"qemu-img convert -t writeback -f qcow2 -O raw $work/in.qcow2 $work/out"
-row img-convert-compressed-1G 1 \
+row img-convert-compressed-1G 2 \
 	"$XVM img convert -c -O qcow2 $work/in.raw $work/out" \
 	"qemu-img convert -t writeback -c -O qcow2 $work/in.raw $work/out"

@@ -154,6 +154,17 @@ void img_progress(uint64_t done, uint64_t total, bool enabled)
 	fflush(stdout);
 }
 
+int img_bad_option(char **argv, int rc)
+{
+	if (optopt && strchr("fbFoOmSBrt", optopt))
+		log_err("option -%c needs a value (try 'xvm img %s --help')", optopt, argv[0]);
+	else if (optopt)
+		log_err("unknown option -%c (try 'xvm img %s --help')", optopt, argv[0]);
+	else
+		log_err("unknown option '%s' (try 'xvm img %s --help')", argv[optind - 1], argv[0]);
+	return rc;
+}
+
 bool img_want_help(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++)
@@ -187,7 +198,7 @@ static int img_cmd_create(int argc, char **argv)
 			break;
 		case 'q': quiet = true; break;
 		case 'u': unsafe = true; break;
-		default: return 1;
+		default: return img_bad_option(argv, 1);
 		}
 	}
 	for (unsigned i = 0; i < nopt; i++)
@@ -426,7 +437,7 @@ static int img_cmd_info(int argc, char **argv)
 			break;
 		case 'B': chain = true; break;
 		case 'U': break;
-		default: return 1;
+		default: return img_bad_option(argv, 1);
 		}
 	}
 	if (optind != argc - 1) {
@@ -562,7 +573,7 @@ static int img_cmd_check(int argc, char **argv)
 			break;
 		case 'q': quiet = true; break;
 		case 'U': break;
-		default: return 1;
+		default: return img_bad_option(argv, 1);
 		}
 	}
 	if (optind != argc - 1) {
@@ -633,7 +644,7 @@ static int img_cmd_resize(int argc, char **argv)
 		case 'f': fmt = optarg; break;
 		case 'S': shrink = true; break;
 		case 'q': quiet = true; break;
-		default: return 1;
+		default: return img_bad_option(argv, 1);
 		}
 	}
 	if (optind != argc - 2) {
@@ -706,7 +717,7 @@ static int img_cmd_snapshot(int argc, char **argv)
 			break;
 		case 'q': quiet = true; break;
 		case 'U': break;
-		default: return 1;
+		default: return img_bad_option(argv, 1);
 		}
 	}
 	if (!action)
@@ -859,6 +870,7 @@ int cmd_img(int argc, char **argv)
 		img_usage(stdout);
 		return 0;
 	}
+	opterr = 0; /* img_bad_option words the errors */
 	for (size_t i = 0; i < ARRAY_SIZE(img_cmds); i++) {
 		if (strcmp(argv[1], img_cmds[i].name))
 			continue;

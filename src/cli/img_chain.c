@@ -45,7 +45,7 @@ int img_cmd_rebase(int argc, char **argv)
 		case 'p': progress = true; break;
 		case 'q': quiet = true; break;
 		case 'U': break;
-		default: return 1;
+		default: return img_bad_option(argv, 1);
 		}
 	}
 	if (optind != argc - 1 || !backing) {
@@ -203,7 +203,7 @@ int img_cmd_commit(int argc, char **argv)
 		case 'p': progress = true; break;
 		case 'q': quiet = true; break;
 		case 't': break; /* cache mode: accepted for compatibility */
-		default: return 1;
+		default: return img_bad_option(argv, 1);
 		}
 	}
 	if (optind != argc - 1) {

@@ -303,7 +303,7 @@ int img_cmd_convert(int argc, char **argv)
 		case 'F': base_fmt = optarg; break;
 		case 'U': break;
 		case OPT_TARGET_IS_ZERO: target_is_zero = true; break;
-		default: return 1;
+		default: return img_bad_option(argv, 1);
 		}
 	}
 	for (unsigned i = 0; i < nopt; i++)
@@ -462,7 +462,7 @@ int img_cmd_compare(int argc, char **argv)
 		case 'p': progress = true; break;
 		case 'q': quiet = true; break;
 		case 'U': break;
-		default: return 2;
+		default: return img_bad_option(argv, 2);
 		}
 	}
 	if (argc - optind != 2) {
@@ -595,7 +595,7 @@ int img_cmd_map(int argc, char **argv)
 			}
 			break;
 		case 'U': break;
-		default: return 1;
+		default: return img_bad_option(argv, 1);
 		}
 	}
 	if (optind != argc - 1) {

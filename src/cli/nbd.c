@@ -147,6 +147,7 @@ int cmd_nbd(int argc, char **argv)
 	bool daemonize = false, direct = false;
 	int c;
 	optind = 1;
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+b:p:k:rx:D:f:e:tnvh", longopts, NULL)) != -1) {
 		uint64_t v;
 		switch (c) {
@@ -188,7 +189,13 @@ int cmd_nbd(int argc, char **argv)
 		case OPT_FORK: daemonize = true; break;
 		case OPT_PID_FILE: pid_file = optarg; break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		default:
+			if (optopt)
+				log_err("option -%c %s (try 'xvm nbd --help')", optopt,
+					strchr("bpkxDfe", optopt) ? "needs a value" : "is unknown");
+			else
+				log_err("unknown option '%s' (try 'xvm nbd --help')", argv[optind - 1]);
+			return 2;
 		}
 	}
 	if (optind != argc - 1) {

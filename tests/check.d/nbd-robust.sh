@@ -288,4 +288,13 @@ for i in range(16):
     assert d[i << 20:(i + 1) << 20] == bytes([i + 1]) * (1 << 20), i
 PY
 echo "ok: every acknowledged write is in the file after SIGTERM"
+# Bad command lines: one line naming the problem, non-zero status.
+for args in "--bogus $img" "-p 99999 $img" "-p" "" "$tmp/nonexistent" "--shared 0 $img" \
+	"-k $tmp/dir-does-not-exist/x.sock $img" "-f vmdk $img" "$img $img"; do
+	timeout 10 "$XVM" nbd $args >/dev/null 2>"$tmp/err"; rc=$?
+	if [ $rc -eq 0 ] || [ $rc -ge 124 ] || [ "$(grep -c . "$tmp/err")" -ne 1 ]; then
+		cat "$tmp/err"; fail "xvm nbd $args -> exit $rc"
+	fi
+	echo "ok: xvm nbd $args -> $rc: $(cat "$tmp/err")"
+done
 echo "all nbd robustness checks passed"
