@@ -221,6 +221,13 @@ static int cmd_read(struct nbd_conn *c, const struct nbd_req *r, uint8_t *buf)
 			return reply_simple(c, r->cookie, nbd_errno(ret), NULL, 0);
 		return reply_simple(c, r->cookie, 0, buf, r->length);
 	}
+	if (r->length == 0) {
+		/* A data chunk must carry at least one byte: an empty read is just "done". */
+		uint8_t hdr[NBD_CHUNK_HEADER_SIZE];
+		chunk_header(hdr, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, r->cookie, 0);
+		struct iovec iov = { hdr, sizeof(hdr) };
+		return send_locked(c, &iov, 1);
+	}
 	struct segment seg[MAX_READ_CHUNKS];
 	unsigned n = 0;
 	if (!(r->flags & NBD_CMD_FLAG_DF))

@@ -114,6 +114,15 @@ if "$XVM" img info "$tmp/disk.qcow2" >/dev/null 2>&1; then
 	[ "$(nbdinfo --map "$URI" | grep -c data)" -ge 2 ] || fail "qcow2 map has no data extents"
 	stop q
 	ok "qcow2 export"
+	# Writes into a qcow2 export (nbdcopy uses several connections at once):
+	# after SIGTERM the image is clean for qemu-img and holds the data.
+	"$XVM" img create -q -f qcow2 "$tmp/w.qcow2" 48M || fail "create qcow2"
+	serve w "$tmp/w.qcow2" -t
+	nbdcopy "$img" "$URI" || fail "nbdcopy into a qcow2 export failed"
+	stop w
+	qemu-img check "$tmp/w.qcow2" >/dev/null || fail "qcow2 written over NBD fails qemu-img check"
+	qemu-img compare -f raw -F qcow2 "$img" "$tmp/w.qcow2" >/dev/null || fail "qcow2 written over NBD differs"
+	ok "qcow2 export written by nbdcopy: qemu-img check clean, identical"
 else
 	echo "note: qcow2 export not tested (the qcow2 driver is not available yet)"
 fi

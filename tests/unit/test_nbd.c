@@ -347,6 +347,11 @@ static void test_go_read_write_status(void **state)
 	uint8_t one[12];
 	xrecv(s, one, sizeof(one));
 
+	/* An empty read is a lone NONE chunk. */
+	request(s, NBD_CMD_READ, 0, 12, 4096, 0);
+	assert_int_equal(structured_read(s, 12, 4096, 0, got, &holes), 0);
+	assert_int_equal(holes, 0);
+
 	request(s, NBD_CMD_DISC, 0, 11, 0, 0);
 	assert_true(server_closed(s));
 	assert_int_equal(finish(s), 0);
