@@ -176,6 +176,7 @@ static void free_state(struct qcow2 *s)
 		free(s->exts[i].data);
 	free(s->exts);
 	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->inflight_cond);
 	free(s);
 }
 
@@ -316,6 +317,7 @@ static int qcow2_open(struct blockdev *bd, char *err, size_t errlen)
 
 	struct qcow2 *s = xcalloc(1, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->inflight_cond, NULL);
 	s->bd = bd;
 	s->fd = bd->fd;
 	s->version = version;
@@ -620,6 +622,7 @@ static int qcow2_resize(struct blockdev *bd, uint64_t new_size)
 	if (new_size > (1ULL << 62))
 		return -EFBIG;
 	pthread_mutex_lock(&s->lock);
+	qcow2_wait_inflight(s, 0, UINT64_MAX);
 	int ret = 0;
 	uint64_t old = bd_size(bd);
 	if (s->corrupt) {

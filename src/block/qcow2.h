@@ -80,8 +80,12 @@ struct qcow2_ext {
 	uint8_t *data;
 };
 
+#define QCOW2_MAX_INFLIGHT 32
+
 struct qcow2 {
 	pthread_mutex_t lock;
+	pthread_cond_t inflight_cond;
+	struct { uint64_t start, end; } inflight[QCOW2_MAX_INFLIGHT]; /* guest clusters; end 0 = free */
 	struct blockdev *bd;
 	int fd;
 	unsigned version;
@@ -217,6 +221,8 @@ int qcow2_deallocate_range(struct qcow2 *s, uint64_t off, uint64_t len);
 int qcow2_preallocate(struct blockdev *bd);
 /* Parses a compressed L2 entry into host offset and byte count. */
 void qcow2_compressed_range(struct qcow2 *s, uint64_t l2e, uint64_t *coff, uint64_t *clen);
+/* Waits (lock held) until no allocating write covers guest clusters [start, end). */
+void qcow2_wait_inflight(struct qcow2 *s, uint64_t start, uint64_t end);
 /* Sets COPIED on active L1/L2 entries whose refcount is 1 (after snapshot ops). */
 int qcow2_fix_copied_flags(struct qcow2 *s);
 

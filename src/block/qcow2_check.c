@@ -315,6 +315,7 @@ int qcow2_check(struct blockdev *bd, unsigned fix, struct block_check_result *re
 {
 	struct qcow2 *s = bd->priv;
 	pthread_mutex_lock(&s->lock);
+	qcow2_wait_inflight(s, 0, UINT64_MAX);
 	int ret = qcow2_check_locked(s, fix, res);
 	pthread_mutex_unlock(&s->lock);
 	return ret;

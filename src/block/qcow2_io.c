@@ -422,17 +422,58 @@ static int write_l2_entries(struct qcow2 *s, uint64_t l2_off, uint8_t *t, uint64
 	return pwrite_full(s->fd, t + 8 * idx, 8 * n, l2_off + 8 * idx);
 }
 
+/* ---- in-flight allocating writes ----
+ * An allocating write drops the lock while its data goes to disk. The
+ * guest clusters it will remap are registered here; anything else that
+ * would change their L2 entries waits until the write has published them. */
+
+static bool inflight_overlaps(struct qcow2 *s, uint64_t start, uint64_t end)
+{
+	for (unsigned i = 0; i < QCOW2_MAX_INFLIGHT; i++)
+		if (s->inflight[i].end && s->inflight[i].start < end && start < s->inflight[i].end)
+			return true;
+	return false;
+}
+
+void qcow2_wait_inflight(struct qcow2 *s, uint64_t start, uint64_t end)
+{
+	while (inflight_overlaps(s, start, end))
+		pthread_cond_wait(&s->inflight_cond, &s->lock);
+}
+
+static unsigned inflight_add(struct qcow2 *s, uint64_t start, uint64_t end)
+{
+	for (;;) {
+		for (unsigned i = 0; i < QCOW2_MAX_INFLIGHT; i++) {
+			if (!s->inflight[i].end) {
+				s->inflight[i].start = start;
+				s->inflight[i].end = end;
+				return i;
+			}
+		}
+		pthread_cond_wait(&s->inflight_cond, &s->lock);
+	}
+}
+
+static void inflight_del(struct qcow2 *s, unsigned slot)
+{
+	s->inflight[slot].start = s->inflight[slot].end = 0;
+	pthread_cond_broadcast(&s->inflight_cond);
+}
+
 /* Writes the first part of [off, off+len) that lies in one L2 table and
- * has one treatment; returns the bytes done. Lock held (dropped around
- * in-place data writes). */
+ * has one treatment; returns the bytes done. Lock held; it is dropped
+ * around data writes. */
 static int64_t write_run(struct qcow2 *s, const uint8_t *buf, uint64_t len, uint64_t off)
 {
 	uint64_t cs = s->cluster_size, in_off = off & (cs - 1);
 	uint64_t l1_index = off >> (s->cluster_bits + s->l2_bits);
 	uint64_t idx = (off >> s->cluster_bits) & (s->l2_entries - 1);
 	uint64_t want = MIN(s->l2_entries - idx, (in_off + len + cs - 1) >> s->cluster_bits);
+	uint64_t g0 = off >> s->cluster_bits; /* first guest cluster */
 	uint64_t l2_off;
 	uint8_t *t;
+	qcow2_wait_inflight(s, g0, g0 + want);
 	int ret = l2_for_write(s, l1_index, &l2_off);
 	if (ret < 0)
 		return ret;
@@ -471,18 +512,23 @@ static int64_t write_run(struct qcow2 *s, const uint8_t *buf, uint64_t len, uint
 	ret = qcow2_cache_get(s, &s->l2_cache, l2_off, false, &t);
 	if (ret < 0)
 		return ret;
+	uint64_t *old = xmalloc(got * sizeof(*old));
+	for (uint64_t i = 0; i < got; i++)
+		old[i] = be64_get(t + 8 * (idx + i));
+	unsigned slot = inflight_add(s, g0, g0 + got);
+	pthread_mutex_unlock(&s->lock);
+
+	/* Unlocked: merge partial head/tail clusters with their current
+	 * content and write everything in one go. */
 	uint64_t bytes = MIN(len, got * cs - in_off);
-	uint64_t end = in_off + bytes; /* within the run */
+	uint64_t end = in_off + bytes;
 	uint8_t *head = NULL, *tail = NULL;
 	struct iovec iov[3];
 	int niov = 0;
 	uint64_t done = 0;
 	if (in_off || bytes < cs) {
-		/* First cluster partly written: merge with its current content. */
 		head = xmalloc(cs);
-		ret = old_cluster(s, be64_get(t + 8 * idx), off - in_off, head);
-		if (ret < 0)
-			goto out;
+		ret = old_cluster(s, old[0], off - in_off, head);
 		uint64_t m = MIN(bytes, cs - in_off);
 		memcpy(head + in_off, buf, m);
 		iov[niov++] = (struct iovec){ head, cs };
@@ -490,42 +536,38 @@ static int64_t write_run(struct qcow2 *s, const uint8_t *buf, uint64_t len, uint
 	}
 	uint64_t full_end = got > 1 ? ALIGN_DOWN(end, cs) : 0;
 	uint64_t mid_start = head ? cs : 0;
-	if (full_end > mid_start) {
+	if (!ret && full_end > mid_start) {
 		iov[niov++] = (struct iovec){ (void *)(buf + done), full_end - mid_start };
 		done += full_end - mid_start;
 	}
-	if (done < bytes) {
-		/* Last cluster partly written. */
+	if (!ret && done < bytes) {
 		tail = xmalloc(cs);
-		uint64_t last = got - 1;
-		ret = qcow2_cache_get(s, &s->l2_cache, l2_off, false, &t);
-		if (ret < 0)
-			goto out;
-		ret = old_cluster(s, be64_get(t + 8 * (idx + last)), off - in_off + last * cs, tail);
-		if (ret < 0)
-			goto out;
+		ret = old_cluster(s, old[got - 1], off - in_off + (got - 1) * cs, tail);
 		memcpy(tail, buf + done, bytes - done);
 		iov[niov++] = (struct iovec){ tail, cs };
 	}
-	ret = pwritev_full(s->fd, iov, niov, host);
-	if (ret < 0)
+	if (!ret)
+		ret = pwritev_full(s->fd, iov, niov, host);
+	free(head);
+	free(tail);
+
+	pthread_mutex_lock(&s->lock);
+	if (ret < 0) {
+		qcow2_update_refcount(s, host, got * cs, -1);
 		goto out;
+	}
 	/* Data is in place: now publish it, then drop the old references. */
 	ret = qcow2_cache_get(s, &s->l2_cache, l2_off, false, &t);
 	if (ret < 0)
 		goto out;
-	uint64_t *old = xmalloc(got * sizeof(*old));
-	for (uint64_t i = 0; i < got; i++) {
-		old[i] = be64_get(t + 8 * (idx + i));
+	for (uint64_t i = 0; i < got; i++)
 		be64_put(t + 8 * (idx + i), (host + i * cs) | QCOW2_OFLAG_COPIED);
-	}
 	ret = write_l2_entries(s, l2_off, t, idx, got);
 	for (uint64_t i = 0; !ret && i < got; i++)
 		ret = free_entry(s, old[i]);
-	free(old);
 out:
-	free(head);
-	free(tail);
+	inflight_del(s, slot);
+	free(old);
 	return ret < 0 ? ret : (int64_t)bytes;
 }
 
@@ -574,6 +616,7 @@ static int zero_clusters(struct qcow2 *s, uint64_t off, uint64_t len, int mode)
 		uint64_t idx = (off >> s->cluster_bits) & (s->l2_entries - 1);
 		uint64_t n = MIN(s->l2_entries - idx, len >> s->cluster_bits);
 		uint64_t step = n * cs;
+		qcow2_wait_inflight(s, off >> s->cluster_bits, (off >> s->cluster_bits) + n);
 		bool have_l2 = l1_index < s->l1_size && (s->l1[l1_index] & QCOW2_L1E_OFFSET_MASK);
 		if (!have_l2 && (mode == ZC_DEALLOC || plain_zero_ok)) {
 			off += step;
@@ -788,6 +831,7 @@ int qcow2_pwrite_compressed(struct blockdev *bd, const void *buf, uint64_t len, 
 	uint64_t idx = (off >> s->cluster_bits) & (s->l2_entries - 1);
 	uint64_t l2_off, coff;
 	uint8_t *t;
+	qcow2_wait_inflight(s, off >> s->cluster_bits, (off >> s->cluster_bits) + 1);
 	ret = l2_for_write(s, l1_index, &l2_off);
 	if (ret < 0)
 		goto unlock;
@@ -827,6 +871,7 @@ int qcow2_preallocate(struct blockdev *bd)
 	uint64_t end_host = 0;
 	int ret = 0;
 	pthread_mutex_lock(&s->lock);
+	qcow2_wait_inflight(s, 0, UINT64_MAX);
 	while (off < size && !ret) {
 		uint64_t l1_index = off >> (s->cluster_bits + s->l2_bits);
 		uint64_t idx = (off >> s->cluster_bits) & (s->l2_entries - 1);

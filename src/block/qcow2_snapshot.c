@@ -263,6 +263,7 @@ int qcow2_snapshot_create(struct blockdev *bd, const char *name, char *err, size
 	if (!name || !*name || strlen(name) > 255)
 		return block_err(err, errlen, -EINVAL, "snapshot name must be 1..255 bytes");
 	pthread_mutex_lock(&s->lock);
+	qcow2_wait_inflight(s, 0, UINT64_MAX);
 	int ret;
 	if (s->corrupt) {
 		ret = block_err(err, errlen, -EIO, "image is marked corrupt");
@@ -349,6 +350,7 @@ int qcow2_snapshot_apply(struct blockdev *bd, const char *name_or_id, char *err,
 {
 	struct qcow2 *s = bd->priv;
 	pthread_mutex_lock(&s->lock);
+	qcow2_wait_inflight(s, 0, UINT64_MAX);
 	int ret, i = find_snapshot(s, name_or_id);
 	uint64_t *snap_l1 = NULL, *old_l1 = NULL;
 	uint32_t old_size = s->l1_size;
@@ -411,6 +413,7 @@ int qcow2_snapshot_delete(struct blockdev *bd, const char *name_or_id, char *err
 {
 	struct qcow2 *s = bd->priv;
 	pthread_mutex_lock(&s->lock);
+	qcow2_wait_inflight(s, 0, UINT64_MAX);
 	int ret, i = find_snapshot(s, name_or_id);
 	uint64_t *snap_l1 = NULL;
 	if (i < 0) {

@@ -485,6 +485,46 @@ static void test_threads(void **state)
 	assert_int_equal(block_close(bd), 0);
 }
 
+/* Threads writing disjoint quarters of the same clusters: every partial
+ * write merges with the others', none may be lost. */
+static void *thread_quarters(void *p)
+{
+	struct targ *a = p;
+	uint8_t buf[1024];
+	for (unsigned c = 0; c < 256; c++) {
+		memset(buf, (int)(a->idx * 60 + c % 60 + 1), sizeof(buf));
+		if (block_pwrite(a->bd, buf, sizeof(buf), (uint64_t)c * 4096 + a->idx * 1024) < 0)
+			a->failures++;
+	}
+	return NULL;
+}
+
+static void test_threads_same_clusters(void **state)
+{
+	struct block_create_opts o = { .size = MiB, .cluster_size = 4096 };
+	struct blockdev *bd = create_open("tq.qcow2", o);
+	pthread_t t[4];
+	struct targ a[4];
+	for (unsigned i = 0; i < 4; i++) {
+		a[i] = (struct targ){ bd, i, 0 };
+		pthread_create(&t[i], NULL, thread_quarters, &a[i]);
+	}
+	for (unsigned i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(a[i].failures, 0);
+	}
+	uint8_t *rd = xmalloc(MiB);
+	assert_int_equal(block_pread(bd, rd, MiB, 0), 0);
+	for (unsigned c = 0; c < 256; c++)
+		for (unsigned q = 0; q < 4; q++)
+			for (unsigned i = 0; i < 1024; i++)
+				if (rd[c * 4096 + q * 1024 + i] != q * 60 + c % 60 + 1)
+					fail_msg("cluster %u quarter %u lost: byte %u is %u", c, q, i, rd[c * 4096 + q * 1024 + i]);
+	check_clean(bd);
+	assert_int_equal(block_close(bd), 0);
+	free(rd);
+}
+
 static void test_preallocate(void **state)
 {
 	struct block_create_opts o = { .size = 2 * MiB, .cluster_size = 65536,
@@ -621,6 +661,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_headers),
 		cmocka_unit_test(test_corrupt_l2_entry),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_threads_same_clusters),
 		cmocka_unit_test(test_preallocate),
 		cmocka_unit_test(test_snapshots),
 		cmocka_unit_test(test_check_repair),
