@@ -246,6 +246,12 @@ static int img_cmd_create(int argc, char **argv)
 		log_err("no size given (try 'xvm img create --help')");
 		return 1;
 	}
+	/* Whole sectors, as qemu-img does: qemu sees a qcow2 size rounded down. */
+	if (o.size > UINT64_MAX - 511) {
+		log_err("size too large");
+		return 1;
+	}
+	o.size = ALIGN_UP(o.size, 512);
 	bool qcow2 = !strcmp(o.format, "qcow2");
 	if (!quiet) {
 		printf("Formatting '%s', fmt=%s", path, o.format);
@@ -676,6 +682,12 @@ static int img_cmd_resize(int argc, char **argv)
 	}
 	if (sign)
 		size = sign > 0 ? old + v : old - v;
+	if (size > UINT64_MAX - 511) {
+		log_err("new size too large");
+		block_close(bd);
+		return 1;
+	}
+	size = ALIGN_UP(size, 512); /* whole sectors, as for create */
 	if (size < old && !shrink) {
 		log_err("use the --shrink option to shrink an image (data past the new end is lost)");
 		block_close(bd);

@@ -350,7 +350,7 @@ int img_cmd_convert(int argc, char **argv)
 		co.backing_format = base_fmt ? base_fmt : block_format_name(cv.base);
 	}
 	if (!no_create) {
-		co.size = cv.total;
+		co.size = ALIGN_UP(cv.total, 512); /* whole sectors, as for create */
 		char err[512];
 		if (block_create(out, &co, err, sizeof(err)) < 0) {
 			log_err("%s: %s", out, err);

@@ -231,4 +231,12 @@ qemu-img create -q -f qcow2 pre.qcow2 24M
 img convert -n -O qcow2 src.raw pre.qcow2 || fail "convert -n"
 qemu-img compare src.raw pre.qcow2 >/dev/null || fail "convert -n content"
 ok "convert -B copies only the difference; convert -n"
+# 11: sizes that are not whole sectors round up, as with qemu-img (qemu
+# reads a qcow2 size rounded down, so rounding down would hide data).
+head -c 1000 /dev/urandom >odd.raw
+img create -q -f qcow2 odd-e.qcow2 1000 || fail "create 1000 bytes"
+[ "$(qemu-img info --output=json odd-e.qcow2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')" = 1024 ] || fail "1000-byte qcow2 not rounded up to 1024"
+img convert -O qcow2 odd.raw odd.qcow2 || fail "convert 1000 bytes"
+qemu-img compare odd.raw odd.qcow2 >/dev/null || fail "1000-byte convert loses data"
+ok "unaligned sizes round up to whole sectors"
 echo "all img qcow2 checks passed"
