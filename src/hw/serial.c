@@ -71,7 +71,12 @@ struct serial {
 	uint8_t rx[UART_FIFO_SIZE];
 	unsigned rx_head, rx_count;
 	bool input_refused;     /* console holds bytes we could not take */
+	unsigned lsr_polls;     /* LSR reads since the last FCR/IER write */
 };
+
+/* A polling driver reads LSR in a loop; a driver's set-up sequence reads
+ * it a few times between FIFO clears. */
+#define POLLING_LSR_READS 64
 
 static const uint8_t rx_trigger_levels[4] = { 1, 4, 8, 14 };
 
@@ -146,10 +151,20 @@ static void rx_push(struct serial *s, uint8_t b)
 	s->rx_count++;
 }
 
+/* Console input goes into the FIFO only while the guest is listening:
+ * receive interrupt enabled, or LSR being polled. Before that (and while
+ * a driver sets the port up, clearing FIFOs and reading RBR to flush it)
+ * bytes wait in the console instead of being thrown away. */
+static bool listening(const struct serial *s)
+{
+	return !(s->mcr & MCR_LOOP) &&
+	       ((s->ier & IER_RDA) || s->lsr_polls >= POLLING_LSR_READS);
+}
+
 /* Lets the console retry what it holds once there is real room again. */
 static void maybe_resume_input(struct serial *s)
 {
-	if (!s->input_refused || (s->mcr & MCR_LOOP))
+	if (!s->input_refused || !listening(s))
 		return;
 	if (s->rx_count > rx_capacity(s) / 2)
 		return;
@@ -195,6 +210,8 @@ uint8_t serial_read(struct serial *s, unsigned reg)
 	case UART_LSR:
 		v = (s->rx_count ? LSR_DR : 0) | s->lsr_errors | LSR_THRE | LSR_TEMT;
 		s->lsr_errors = 0;
+		if (s->lsr_polls < POLLING_LSR_READS && ++s->lsr_polls == POLLING_LSR_READS)
+			maybe_resume_input(s);
 		break;
 	case UART_MSR:
 		v = s->msr_status | s->msr_delta;
@@ -251,9 +268,11 @@ void serial_write(struct serial *s, unsigned reg, uint8_t value)
 		if ((value & IER_THRE) && !(s->ier & IER_THRE))
 			s->thre_pending = true;
 		s->ier = value & 0x0F;
+		s->lsr_polls = 0;
 		break;
 	case UART_IIR_FCR:
 		write_fcr(s, value);
+		s->lsr_polls = 0;
 		break;
 	case UART_LCR:
 		s->lcr = value;
@@ -281,7 +300,7 @@ size_t serial_receive(void *opaque, const uint8_t *buf, size_t len)
 	pthread_mutex_lock(&s->lock);
 	size_t n = 0;
 	/* In loopback the receiver hears only the transmitter. */
-	if (!(s->mcr & MCR_LOOP)) {
+	if (listening(s)) {
 		size_t room = rx_capacity(s) - s->rx_count;
 		n = MIN(room, len);
 		for (size_t i = 0; i < n; i++)

@@ -6,8 +6,10 @@
  * 16-byte FIFO with trigger levels; a character-timeout interrupt (IIR 0xC)
  * is reported as soon as the FIFO holds data below the trigger level, since
  * the guest reads until LSR.DR clears either way. Console input is taken
- * only while the FIFO has room: the rest waits in the console back end,
- * which stops reading its fd, and resumes when the guest drains the FIFO.
+ * only while the guest listens (receive interrupt enabled, or LSR polled
+ * in a loop) and the FIFO has room: the rest waits in the console back
+ * end, which stops reading its fd, so bytes typed or piped in before the
+ * driver is ready are not lost to its FIFO clears and flushing reads.
  * Loopback mode (MCR bit 4) routes THR to the receiver and the modem
  * control outputs to the status inputs, as Linux's probe expects. */
 #ifndef XVM_HW_SERIAL_H

@@ -106,8 +106,8 @@ static void test_fifo_trigger_levels(void **state)
 	uint8_t data[20];
 	for (int i = 0; i < 20; i++)
 		data[i] = (uint8_t)('a' + i);
-	assert_int_equal(serial_receive(x->s, data, 20), UART_FIFO_SIZE);
 	outb(&x->f, COM1 + UART_IER, 0x01);
+	assert_int_equal(serial_receive(x->s, data, 20), UART_FIFO_SIZE);
 	assert_int_equal(inb(&x->f, COM1 + UART_IIR_FCR), 0xC4); /* 16 >= 14 */
 	assert_int_equal(irqs.level[IRQ_COM1], 1);
 	for (int i = 0; i < 3; i++)
@@ -186,6 +186,28 @@ static void test_loopback_probe(void **state)
 	assert_int_equal(inb(&x->f, COM1), 'Z');
 	outb(&x->f, COM1 + UART_MCR, 0x0B);
 	assert_int_equal(inb(&x->f, COM1 + UART_MSR) & 0xF0, 0xB0);
+}
+
+/* Input waits (in the console) until the guest listens: receive
+ * interrupt enabled, or LSR polled in a loop; a driver's FIFO clear and
+ * set-up in between must not eat it. */
+static void test_input_waits_for_listener(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t b = 'k';
+	assert_int_equal(serial_receive(x->s, &b, 1), 0);
+	for (int i = 0; i < 63; i++)
+		inb(&x->f, COM1 + UART_LSR);
+	assert_int_equal(serial_receive(x->s, &b, 1), 0);
+	inb(&x->f, COM1 + UART_LSR);
+	assert_int_equal(serial_receive(x->s, &b, 1), 1); /* a polling reader */
+	assert_int_equal(inb(&x->f, COM1), 'k');
+	/* A FIFO set-up restarts the count; enabling RDA listens at once. */
+	outb(&x->f, COM1 + UART_IIR_FCR, 0x07);
+	assert_int_equal(serial_receive(x->s, &b, 1), 0);
+	outb(&x->f, COM1 + UART_IER, 0x01);
+	assert_int_equal(serial_receive(x->s, &b, 1), 1);
+	assert_int_equal(irqs.level[IRQ_COM1], 1);
 }
 
 static void test_wide_and_stray_access(void **state)
@@ -306,6 +328,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fifo_trigger_levels, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iir_priorities, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loopback_probe, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_input_waits_for_listener, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wide_and_stray_access, setup, teardown),
 		cmocka_unit_test(test_output_to_console_file),
 		cmocka_unit_test(test_input_back_pressure),
