@@ -160,9 +160,11 @@ echo "xvm-guest: $n modules loaded"
 
 # xvm.cmd="..." / xvm.run=PATH from the kernel command line.
 cmdline=$(cat /proc/cmdline)
-param() { # name -> value (double quotes allowed around it)
+# A quoted value runs to the last double quote of the command line, so
+# put a quoted xvm.cmd last if it contains quotes itself.
+param() { # name -> value
     case " $cmdline" in
-        *" $1=\""*) v=${cmdline#*"$1=\""}; echo "${v%%\"*}" ;;
+        *" $1=\""*) v=${cmdline#*"$1=\""}; echo "${v%\"*}" ;;
         *" $1="*) v=${cmdline#*"$1="}; echo "${v%% *}" ;;
     esac
 }

@@ -173,10 +173,17 @@ int boot_place_initrd(struct boot_ctx *c, uint64_t limit, uint64_t *addr)
 				 c->initrd_total, (unsigned long long)limit,
 				 (unsigned long long)c->kernel_end);
 	uint64_t at = (limit - size) & ~0xFFFULL;
-	for (unsigned i = 0, off = 0; i < c->n_initrd; off += c->initrd[i].len, i++) {
-		int r = boot_write(c, at + off, c->initrd[i].data, c->initrd[i].len, "initrd");
+	uint64_t off = 0;
+	for (unsigned i = 0; i < c->n_initrd; i++) {
+		static const uint8_t zero[4];
+		uint64_t pad = (4 - (off & 3)) & 3;
+		int r = boot_write(c, at + off, zero, pad, "initrd");
+		off += pad;
+		if (r == 0)
+			r = boot_write(c, at + off, c->initrd[i].data, c->initrd[i].len, "initrd");
 		if (r < 0)
 			return r;
+		off += c->initrd[i].len;
 	}
 	*addr = at;
 	return 0;
@@ -269,7 +276,9 @@ static int load_inputs(struct boot_ctx *c, const struct vm_config *cfg)
 		if (r < 0)
 			return r;
 		c->n_initrd = i + 1;
-		c->initrd_total += c->initrd[i].len;
+		/* Each archive starts 4-byte aligned: Linux looks for the next
+		 * cpio header only there (and skips the zero padding). */
+		c->initrd_total = ((c->initrd_total + 3) & ~(size_t)3) + c->initrd[i].len;
 		if (c->initrd_total > c->ram->size)
 			return boot_fail(c, ENOSPC, "initrds (%zu bytes) are larger than guest RAM",
 					 c->initrd_total);

@@ -369,10 +369,12 @@ static void bzimage_host_path(enum fmt fmt)
 	struct fixture *f = fx_new(64 * MiB);
 	static uint8_t img[0x10000];
 	size_t len = make_bzimage(img, sizeof(img), fmt, 0x20F, 0x1);
-	static const char a[] = "first initrd...", b[] = "second";
-	uint8_t both[sizeof(a) + sizeof(b)];
+	/* 13 bytes: the second archive starts after 3 bytes of zero padding. */
+	static const char a[] = "first initrd", b[] = "second";
+	uint8_t both[16 + sizeof(b)];
+	memset(both, 0, sizeof(both));
 	memcpy(both, a, sizeof(a));
-	memcpy(both + sizeof(a), b, sizeof(b));
+	memcpy(both + 16, b, sizeof(b));
 	f->cfg.kernel = fx_file(f, img, len);
 	f->cfg.initrd[0] = fx_file(f, a, sizeof(a));
 	f->cfg.initrd[1] = fx_file(f, b, sizeof(b));
