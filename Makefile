@@ -100,7 +100,9 @@ guest-tests: $(BUILD)/xvm
 deps:
 	bash scripts/deps.sh
 
-check: all unit tools guest-tests
+# The Linux checks (emu-linux, boot-linux, virtio-*) boot the guest kit, so
+# check builds it (it is cached after the first download).
+check: all unit tools guest-tests guest
 	bash tests/run-checks.sh $(BUILD)
 
 # The default guest (Debian's stock kernel + busybox initramfs), no root needed.
