@@ -8,9 +8,10 @@ set -u
 BUILD=${1:-build}
 cd "$(dirname "$0")/.." || exit 1
 BUILD=$(cd "$BUILD" && pwd)
-XVM=$BUILD/xvm
+XVM=${XVM:-$BUILD/xvm}
 . tests/check.d/virtio-common.inc
 skip() { echo "virtio bench skipped: $*"; exit 0; }
+(guest_kit_find) >/dev/null || skip "no test guest (Debian kernel, static busybox)"
 guest_kit_find
 emu_check
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed (make deps)"

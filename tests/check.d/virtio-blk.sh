@@ -14,7 +14,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/root"
 echo "seed file from the host" >"$work/root/seed"
-mke2fs -q -F -t ext4 -d "$work/root" "$work/disk.img" 64M || { echo "mke2fs failed"; exit 1; }
+mke2fs -q -F -t ext4 -d "$work/root" "$work/disk.img" 64M >/dev/null || { echo "mke2fs failed"; exit 1; }
 token="xvm-$$-$RANDOM$RANDOM"
 mods="modprobe virtio_pci; modprobe virtio_blk; modprobe ext4; mkdir -p /mnt"
 

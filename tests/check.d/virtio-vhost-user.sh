@@ -6,41 +6,16 @@
 # writes/reads back/discards/reads in parallel through our ring and
 # request code; virtio_rng reads /dev/hwrng. Needs qemu-system-x86_64, a
 # static busybox and Debian's kernel package (downloaded once with
-# apt-get into $BUILD/vhost-kit); skipped when they are missing.
+# apt-get into $BUILD/virtio-kit); skipped when they are missing.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 skip() { echo "$*"; exit 77; }
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed (make deps)"
 qemu-system-x86_64 -device help 2>/dev/null | grep -q vhost-user-blk-pci || skip "this QEMU has no vhost-user-blk-pci"
-BUSYBOX=$(command -v busybox) || skip "busybox not installed"
-ldd "$BUSYBOX" >/dev/null 2>&1 && skip "busybox is not static (install busybox-static)"
 [ -f "$BUILD/libxvm-san.a" ] || skip "build/libxvm-san.a missing (make unit)"
 
-kit=$BUILD/vhost-kit
-mkdir -p "$kit"
-deb=$(ls "$kit"/linux-image-*-amd64_*.deb 2>/dev/null | head -n 1)
-if [ -z "$deb" ]; then
-	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
-	[ -n "$pkg" ] || skip "cannot find Debian's kernel package (apt-cache depends linux-image-amd64)"
-	(cd "$kit" && timeout 300 apt-get download "$pkg" >/dev/null 2>&1) || skip "cannot download $pkg"
-	deb=$(ls "$kit"/linux-image-*-amd64_*.deb 2>/dev/null | head -n 1)
-	[ -n "$deb" ] || skip "download of $pkg gave no .deb"
-fi
-if [ ! -f "$kit/vmlinuz" ] || [ "$deb" -nt "$kit/vmlinuz" ]; then
-	rm -rf "$kit/x" && mkdir "$kit/x" && dpkg-deb -x "$deb" "$kit/x" || { echo "cannot unpack $deb"; exit 1; }
-	cp "$kit"/x/boot/vmlinuz-* "$kit/vmlinuz"
-	rm -rf "$kit/mod" && mkdir "$kit/mod"
-	for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk virtio-rng; do
-		f=$(find "$kit/x/lib/modules" -name "$m.ko*" | head -n 1)
-		[ -n "$f" ] || skip "module $m not in $deb"
-		case $f in
-		*.xz) xz -dc "$f" >"$kit/mod/$m.ko" ;;
-		*.zst) zstd -qdc "$f" >"$kit/mod/$m.ko" ;;
-		*) cp "$f" "$kit/mod/$m.ko" ;;
-		esac
-	done
-	rm -rf "$kit/x"
-fi
+. tests/check.d/virtio-kit.inc
+kit_kernel
 
 work=$(mktemp -d)
 pids=()
@@ -53,18 +28,14 @@ gcc -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE -Isrc -
 	$(pkg-config --libs slirp jansson zlib libzstd liblzma liblz4 liburing libseccomp) -lm \
 	|| { echo "cannot build the vhost-user harness"; exit 1; }
 
-# A tiny initramfs: busybox, the virtio modules and a test script.
+# A tiny initramfs: busybox, the modules and this test's init.
 ir=$work/ir
-mkdir -p "$ir/bin" "$ir/mod" "$ir/proc" "$ir/sys" "$ir/dev" "$ir/tmp"
-cp "$BUSYBOX" "$ir/bin/busybox"
-cp "$kit"/mod/*.ko "$ir/mod/"
+mkdir -p "$ir"
 cat >"$ir/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk virtio-rng; do
-	insmod /mod/$m.ko || echo "insmod $m failed"
-done
+for m in $(cat /mod/order); do insmod /mod/$m.ko 2>/dev/null; done
 sleep 1
 echo "=== TEST START"
 if [ -e /dev/vda ]; then
@@ -86,8 +57,7 @@ fi
 echo "=== TEST END"
 poweroff -f
 INIT
-chmod +x "$ir/init"
-(cd "$ir" && find . | cpio -o -H newc 2>/dev/null | gzip -1 >"$work/initrd.gz")
+kit_initrd "$work/initrd.gz" "$ir/init"
 
 # boot LOG DEVICE-ARGS...: QEMU with its guest RAM shared with the harness.
 boot() {
@@ -95,7 +65,7 @@ boot() {
 	timeout 150 qemu-system-x86_64 -accel tcg -m 256M -nographic -no-reboot \
 		-object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
 		-chardev socket,id=c0,path="$work/sock" "$@" \
-		-kernel "$kit/vmlinuz" -initrd "$work/initrd.gz" -append "console=ttyS0 quiet panic=-1" \
+		-kernel "$KIT/vmlinuz" -initrd "$work/initrd.gz" -append "console=ttyS0 quiet panic=-1" \
 		>"$log" 2>&1 </dev/null
 }
 # serve KIND ARGS...: starts the harness and waits for its socket.
