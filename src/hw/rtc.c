@@ -47,16 +47,23 @@ static bool is_time_register(uint8_t i)
 	       i == RTC_DAY_OF_MONTH || i == RTC_MONTH || i == RTC_YEAR || i == RTC_CENTURY;
 }
 
-static int64_t host_realtime_ns(void)
+/* The guest clock as whole seconds plus the fraction (ns). Seconds and
+ * nanoseconds stay apart: a guest may set any year up to 9999, whose
+ * offset in nanoseconds would not fit 64 bits. */
+static int64_t guest_now(const struct rtc *r, int64_t *frac_ns)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * NSEC + ts.tv_nsec;
+	if (frac_ns)
+		*frac_ns = ts.tv_nsec;
+	return (int64_t)ts.tv_sec + r->offset_s;
 }
 
-static int64_t guest_now_ns(const struct rtc *r)
+static int64_t host_now_sec(void)
 {
-	return host_realtime_ns() + r->offset_s * NSEC;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec;
 }
 
 static int64_t floor_div(int64_t a, int64_t b)
@@ -204,7 +211,7 @@ static void catch_up(struct rtc *r)
 	}
 	if (!(r->cmos[RTC_REG_B] & RTC_B_SET) &&
 	    (r->cmos[RTC_REG_A] & DIVIDER_MASK) == DIVIDER_NORMAL) {
-		int64_t now = floor_div(guest_now_ns(r), NSEC);
+		int64_t now = guest_now(r, NULL);
 		if (now > r->flags_sec) {
 			c |= RTC_C_UF;
 			if (now - r->flags_sec >= 86400) {
@@ -242,7 +249,8 @@ static void update_irq(struct rtc *r)
 			delay = period - since % period;
 		}
 		if ((b & (RTC_B_UIE | RTC_B_AIE)) && !(b & RTC_B_SET)) {
-			int64_t frac = guest_now_ns(r) - floor_div(guest_now_ns(r), NSEC) * NSEC;
+			int64_t frac;
+			guest_now(r, &frac);
 			uint64_t to_second = (uint64_t)(NSEC - frac);
 			if (!delay || to_second < delay)
 				delay = to_second;
@@ -269,11 +277,11 @@ uint8_t rtc_cmos_read(struct rtc *r, uint8_t index)
 	pthread_mutex_lock(&r->lock);
 	uint8_t v;
 	if (is_time_register(index) && !(r->cmos[RTC_REG_B] & RTC_B_SET)) {
-		store_time(r, floor_div(guest_now_ns(r), NSEC));
+		store_time(r, guest_now(r, NULL));
 		v = r->cmos[index];
 	} else if (index == RTC_REG_A) {
-		int64_t ns = guest_now_ns(r);
-		int64_t frac = ns - floor_div(ns, NSEC) * NSEC;
+		int64_t frac;
+		guest_now(r, &frac);
 		v = r->cmos[RTC_REG_A] & 0x7F;
 		if (frac >= NSEC - UIP_WINDOW_NS && !(r->cmos[RTC_REG_B] & RTC_B_SET))
 			v |= RTC_A_UIP;
@@ -292,7 +300,7 @@ uint8_t rtc_cmos_read(struct rtc *r, uint8_t index)
 /* Takes the guest's clock from the time registers. */
 static void set_clock_from_registers(struct rtc *r)
 {
-	int64_t host = floor_div(host_realtime_ns(), NSEC);
+	int64_t host = host_now_sec();
 	r->offset_s = load_time(r) - host;
 	r->flags_sec = host + r->offset_s; /* a clock jump is not an update */
 }
@@ -307,7 +315,7 @@ void rtc_cmos_write(struct rtc *r, uint8_t index, uint8_t value)
 			r->cmos[index] = value;
 		} else {
 			/* Running clock: change one field, keep counting. */
-			store_time(r, floor_div(guest_now_ns(r), NSEC));
+			store_time(r, guest_now(r, NULL));
 			r->cmos[index] = value;
 			set_clock_from_registers(r);
 		}
@@ -323,7 +331,7 @@ void rtc_cmos_write(struct rtc *r, uint8_t index, uint8_t value)
 		catch_up(r);
 		if ((value & RTC_B_SET) && !(b & RTC_B_SET)) {
 			/* Freeze: the registers now hold the time being set. */
-			store_time(r, floor_div(guest_now_ns(r), NSEC));
+			store_time(r, guest_now(r, NULL));
 			value &= (uint8_t)~RTC_B_UIE; /* SET clears UIE */
 		}
 		r->cmos[RTC_REG_B] = value;
@@ -401,7 +409,7 @@ struct rtc *rtc_new(struct machine *m)
 	r->cmos[RTC_REG_B] = RTC_B_24H;
 	r->cmos[RTC_REG_D] = RTC_D_VRT;
 	r->periodic_epoch = clock_ns();
-	r->flags_sec = floor_div(guest_now_ns(r), NSEC);
+	r->flags_sec = guest_now(r, NULL);
 	store_time(r, r->flags_sec);
 	fill_firmware_bytes(r);
 	if (m->loop)

@@ -162,6 +162,22 @@ static void test_hostile_values(void **state)
 	bcd(cmos(x, RTC_SECONDS));
 	bcd(cmos(x, RTC_MONTH));
 	bcd(cmos(x, RTC_DAY_OF_MONTH));
+	/* The far future (year 9999) and the far past (1900) keep working. */
+	cmos_set(x, RTC_REG_B, RTC_B_SET | RTC_B_24H);
+	cmos_set(x, RTC_CENTURY, 0x99);
+	cmos_set(x, RTC_YEAR, 0x99);
+	cmos_set(x, RTC_MONTH, 0x12);
+	cmos_set(x, RTC_DAY_OF_MONTH, 0x31);
+	cmos_set(x, RTC_REG_B, RTC_B_24H);
+	assert_int_equal(cmos(x, RTC_CENTURY), 0x99);
+	assert_int_equal(cmos(x, RTC_MONTH), 0x12);
+	cmos(x, RTC_REG_C);
+	cmos_set(x, RTC_REG_B, RTC_B_SET | RTC_B_24H);
+	cmos_set(x, RTC_CENTURY, 0x19);
+	cmos_set(x, RTC_YEAR, 0x00);
+	cmos_set(x, RTC_REG_B, RTC_B_24H);
+	assert_int_equal(cmos(x, RTC_CENTURY), 0x19);
+	assert_int_equal(cmos(x, RTC_YEAR), 0x00);
 	/* Index bit 7 (NMI mask) does not select another register. */
 	outb(&x->f, PORT_RTC, 0x80 | RTC_REG_D);
 	assert_int_equal(inb(&x->f, PORT_RTC + 1), RTC_D_VRT);
