@@ -6,12 +6,8 @@
 #include "lib/loop.h"
 #include "lib/util.h"
 #include "machine/machine.h"
-#include "machine/pc.h"
-
-#if __has_include("machine/boot.h")
 #include "machine/boot.h"
-#define HAVE_BOOT_LOADER 1
-#endif
+#include "machine/pc.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -102,13 +98,8 @@ struct machine *vm_create(struct vm_config *cfg, const struct accel_ops *accel,
 		goto fail;
 	}
 
-#ifdef HAVE_BOOT_LOADER
 	if (boot_load(m, err, errlen) < 0)
 		goto fail;
-#else
-	snprintf(err, errlen, "this build has no boot loader (machine/boot.h)");
-	goto fail;
-#endif
 
 	for (unsigned i = 0; i < m->ncpus; i++) {
 		if (accel->vcpu_init(&m->vcpus[i]) < 0) {

@@ -19,10 +19,6 @@
 #include "machine/machine.h"
 #include "vmm/vm.h"
 
-#if __has_include("machine/boot.h")
-#define HAVE_BOOT_LOADER 1
-#endif
-
 enum action { ACT_POWEROFF, ACT_RESET, ACT_EXIT7, ACT_ERROR, ACT_SIGTERM, ACT_NONE };
 
 static struct fake {
@@ -158,9 +154,6 @@ static void check_balanced(void)
 
 static void test_poweroff(void **state)
 {
-#ifndef HAVE_BOOT_LOADER
-	skip();
-#endif
 	assert_int_equal(run(1, false, ACT_POWEROFF, ACT_POWEROFF), 0);
 	assert_int_equal(fake.vm_inits, 1);
 	assert_int_equal(fake.set_states, 1);
@@ -170,9 +163,6 @@ static void test_poweroff(void **state)
 
 static void test_reset_rebuilds(void **state)
 {
-#ifndef HAVE_BOOT_LOADER
-	skip();
-#endif
 	/* Reset, then the rebuilt machine exits through "debug-exit" with 7. */
 	assert_int_equal(run(2, false, ACT_RESET, ACT_EXIT7), 7);
 	assert_int_equal(fake.vm_inits, 2);
@@ -183,9 +173,6 @@ static void test_reset_rebuilds(void **state)
 
 static void test_no_reboot(void **state)
 {
-#ifndef HAVE_BOOT_LOADER
-	skip();
-#endif
 	assert_int_equal(run(1, true, ACT_RESET, ACT_EXIT7), 0);
 	assert_int_equal(fake.vm_inits, 1);
 	check_balanced();
@@ -193,9 +180,6 @@ static void test_no_reboot(void **state)
 
 static void test_engine_error(void **state)
 {
-#ifndef HAVE_BOOT_LOADER
-	skip();
-#endif
 	assert_int_equal(run(3, false, ACT_ERROR, ACT_ERROR), 1);
 	assert_int_equal(fake.vm_inits, 1);
 	assert_int_equal(fake.runs, 3);
@@ -204,9 +188,6 @@ static void test_engine_error(void **state)
 
 static void test_sigterm(void **state)
 {
-#ifndef HAVE_BOOT_LOADER
-	skip();
-#endif
 	assert_int_equal(run(2, false, ACT_SIGTERM, ACT_NONE), 128 + SIGTERM);
 	check_balanced();
 	/* The signal mask is restored: SIGTERM is not left blocked. */
@@ -217,9 +198,6 @@ static void test_sigterm(void **state)
 
 static void test_many_vcpus(void **state)
 {
-#ifndef HAVE_BOOT_LOADER
-	skip();
-#endif
 	assert_int_equal(run(MAX_VCPUS, false, ACT_POWEROFF, ACT_POWEROFF), 0);
 	assert_int_equal(fake.runs, MAX_VCPUS);
 	check_balanced();
