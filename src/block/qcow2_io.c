@@ -494,9 +494,13 @@ static int64_t write_run(struct qcow2 *s, const uint8_t *buf, uint64_t len, uint
 			n++;
 		}
 		uint64_t bytes = MIN(len, n * cs - in_off);
+		/* In flight too: a concurrent discard must not free (and let
+		 * someone reuse) these clusters under the write. */
+		unsigned slot = inflight_add(s, g0, g0 + n);
 		pthread_mutex_unlock(&s->lock);
 		ret = pwrite_full(s->fd, buf, bytes, h + in_off);
 		pthread_mutex_lock(&s->lock);
+		inflight_del(s, slot);
 		return ret < 0 ? ret : (int64_t)bytes;
 	}
 	while (n < want) {
@@ -842,18 +846,27 @@ int qcow2_pwrite_compressed(struct blockdev *bd, const void *buf, uint64_t len, 
 		ret = -ENOSPC;
 		goto unlock;
 	}
+	/* The data goes out unlocked; the guest cluster is held in flight. */
+	uint64_t g = off >> s->cluster_bits;
+	unsigned slot = inflight_add(s, g, g + 1);
+	pthread_mutex_unlock(&s->lock);
 	ret = pwrite_full(s->fd, out, clen, coff);
-	if (ret < 0)
+	pthread_mutex_lock(&s->lock);
+	if (ret < 0) {
+		qcow2_update_refcount(s, coff, clen, -1);
+		inflight_del(s, slot);
 		goto unlock;
+	}
 	ret = qcow2_cache_get(s, &s->l2_cache, l2_off, false, &t);
-	if (ret < 0)
-		goto unlock;
-	uint64_t nb = ((coff + clen - 1) >> 9) - (coff >> 9);
-	uint64_t old = be64_get(t + 8 * idx);
-	be64_put(t + 8 * idx, QCOW2_OFLAG_COMPRESSED | (nb << s->csize_shift) | coff);
-	ret = write_l2_entries(s, l2_off, t, idx, 1);
-	if (!ret)
-		ret = free_entry(s, old);
+	if (ret == 0) {
+		uint64_t nb = ((coff + clen - 1) >> 9) - (coff >> 9);
+		uint64_t old = be64_get(t + 8 * idx);
+		be64_put(t + 8 * idx, QCOW2_OFLAG_COMPRESSED | (nb << s->csize_shift) | coff);
+		ret = write_l2_entries(s, l2_off, t, idx, 1);
+		if (!ret)
+			ret = free_entry(s, old);
+	}
+	inflight_del(s, slot);
 unlock:
 	pthread_mutex_unlock(&s->lock);
 done:

@@ -28,25 +28,27 @@ qemu_conv() { qemu-img convert "$@"; }
 ours_conv() { "$B" convert "$@"; }
 
 # Source data: patterns, holes, random bytes, a run of zeros.
-qemu-img create -q -f raw src.raw 40M
+qemu-img create -q -f raw src.raw 20M
 qemu-io -f raw -c "write -P 0xab 100k 3M" -c "write -P 0x11 10M 100k" \
-	-c "write -P 0x5c 39M 1M" src.raw >/dev/null
-head -c 777777 /dev/urandom >rnd && dd if=rnd of=src.raw bs=1 seek=17825793 conv=notrunc status=none
+	-c "write -P 0x5c 19M 1M" src.raw >/dev/null
+head -c 777777 /dev/urandom >rnd && dd if=rnd of=src.raw bs=1 seek=13631489 conv=notrunc status=none
 
 for cs in 512 4096 65536 2097152; do
 	t "qemu writes cs=$cs" qemu_conv -O qcow2 -o cluster_size=$cs src.raw a.qcow2
-	qemu-io -c 'write -z 20M 1M' -c 'write -P 7 1000 3000' a.qcow2 >/dev/null
+	qemu-io -c 'write -z 15M 1M' -c 'write -P 7 1000 3000' a.qcow2 >/dev/null
 	t "we read qemu cs=$cs" reads_same a.qcow2
 	t "qemu zlib cs=$cs" qemu_conv -c -O qcow2 -o cluster_size=$cs src.raw c.qcow2
 	t "we read qemu zlib cs=$cs" reads_same c.qcow2
-	t "qemu zstd cs=$cs" qemu_conv -c -O qcow2 -o cluster_size=$cs,compression_type=zstd src.raw z.qcow2
-	t "we read qemu zstd cs=$cs" reads_same z.qcow2
 	t "we write cs=$cs" ours_conv src.raw w.qcow2 qcow2 cluster_size=$cs
 	t "qemu reads ours cs=$cs" written_ok w.qcow2 src.raw
 	t "we write zlib cs=$cs" ours_conv src.raw wc.qcow2 qcow2 -c cluster_size=$cs
 	t "qemu reads our zlib cs=$cs" written_ok wc.qcow2 src.raw
-	t "we write zstd cs=$cs" ours_conv src.raw wz.qcow2 qcow2 -c cluster_size=$cs compression=zstd
-	t "qemu reads our zstd cs=$cs" written_ok wz.qcow2 src.raw
+	if [ $cs = 512 ] || [ $cs = 65536 ]; then # zstd at two sizes keeps the check short
+		t "qemu zstd cs=$cs" qemu_conv -c -O qcow2 -o cluster_size=$cs,compression_type=zstd src.raw z.qcow2
+		t "we read qemu zstd cs=$cs" reads_same z.qcow2
+		t "we write zstd cs=$cs" ours_conv src.raw wz.qcow2 qcow2 -c cluster_size=$cs compression=zstd
+		t "qemu reads our zstd cs=$cs" written_ok wz.qcow2 src.raw
+	fi
 	rm -f a.qcow2 c.qcow2 z.qcow2 w.qcow2 wc.qcow2 wz.qcow2
 done
 
