@@ -24,7 +24,8 @@ struct source {
 struct convert {
 	struct source src[MAX_SOURCES];
 	unsigned nsrc;
-	uint64_t total;
+	uint64_t total;           /* input bytes */
+	uint64_t limit;           /* output bytes to cover: total, or with -c up to a cluster end */
 	struct blockdev *dst;
 	struct blockdev *base;    /* -B: the output's backing file, compared against */
 	bool compress, target_zero, progress;
@@ -169,16 +170,20 @@ static int source_status(struct convert *cv, uint64_t off, uint64_t len, uint64_
 
 static int convert_compressed(struct convert *cv, uint8_t *buf, uint64_t off, uint64_t len)
 {
-	uint64_t pnum;
-	unsigned st;
-	int ret = source_status(cv, off, len, &pnum, &st);
+	/* The last cluster may reach past the input (up to the output's end,
+	 * a whole cluster or the end of the image): zeros there. */
+	uint64_t have = off < cv->total ? MIN(len, cv->total - off) : 0;
+	uint64_t pnum = 0;
+	unsigned st = BLOCK_STATUS_ZERO;
+	int ret = have ? source_status(cv, off, have, &pnum, &st) : 0;
 	if (ret < 0)
 		return ret;
-	if ((st & BLOCK_STATUS_ZERO) && pnum == len && !cv->base)
+	if ((st & BLOCK_STATUS_ZERO) && pnum == have && !cv->base)
 		return 0; /* a fresh output reads zeros already */
-	ret = read_sources(cv, buf, off, len);
+	ret = read_sources(cv, buf, off, have);
 	if (ret < 0)
 		return ret;
+	memset(buf + have, 0, len - have);
 	for (uint64_t i = 0; i < len; i += cv->cluster) {
 		uint64_t n = MIN((uint64_t)cv->cluster, len - i);
 		if (img_is_zero(buf + i, n))
@@ -228,13 +233,13 @@ static void *convert_worker(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&cv->mu);
 		uint64_t off = cv->next;
-		bool stop = cv->error || off >= cv->total;
+		bool stop = cv->error || off >= cv->limit;
 		if (!stop)
 			cv->next += cv->chunk;
 		pthread_mutex_unlock(&cv->mu);
 		if (stop)
 			break;
-		uint64_t len = MIN((uint64_t)cv->chunk, cv->total - off);
+		uint64_t len = MIN((uint64_t)cv->chunk, cv->limit - off);
 		int ret = convert_chunk(cv, buf, scratch, off, len);
 		if (ret < 0) {
 			conv_fail(cv, ret, "copy failed", off);
@@ -366,12 +371,15 @@ int img_cmd_convert(int argc, char **argv)
 		goto out;
 	}
 	cv.target_zero = !no_create || target_is_zero;
+	cv.limit = cv.total;
 	cv.chunk = IMG_CHUNK;
 	if (compress) {
 		struct block_info in;
 		block_get_info(cv.dst, &in);
 		cv.cluster = in.cluster_size ? in.cluster_size : 65536;
 		cv.chunk = (uint32_t)MAX((uint64_t)cv.cluster, ALIGN_DOWN((uint64_t)IMG_CHUNK, cv.cluster));
+		/* Compressed writes take whole clusters, or the image's last one. */
+		cv.limit = MIN(ALIGN_UP(cv.total, (uint64_t)cv.cluster), block_size(cv.dst));
 	}
 	pthread_t th[MAX_WORKERS];
 	unsigned n = 0;

@@ -238,5 +238,11 @@ img create -q -f qcow2 odd-e.qcow2 1000 || fail "create 1000 bytes"
 [ "$(qemu-img info --output=json odd-e.qcow2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')" = 1024 ] || fail "1000-byte qcow2 not rounded up to 1024"
 img convert -O qcow2 odd.raw odd.qcow2 || fail "convert 1000 bytes"
 qemu-img compare odd.raw odd.qcow2 >/dev/null || fail "1000-byte convert loses data"
+yes "odd sized and compressible" | head -c 70000 >odd2.raw
+for f in odd odd2; do
+	img convert -c -O qcow2 $f.raw $f-c.qcow2 || fail "convert -c of $f.raw"
+	qcheck $f-c.qcow2
+	qemu-img compare $f.raw $f-c.qcow2 >/dev/null || fail "convert -c of $f.raw differs"
+done
 ok "unaligned sizes round up to whole sectors"
 echo "all img qcow2 checks passed"
