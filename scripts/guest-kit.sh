@@ -3,6 +3,7 @@
 #   OUT/vmlinuz              the stock kernel linux-image-amd64 points to
 #   OUT/initramfs.cpio.gz    busybox, the virtio (and ext4) modules, /init
 #   OUT/kernel-version       its release string
+#   OUT/vmlinux              the ELF inside vmlinuz (for ELF/PVH entry tests)
 # Downloads with `apt-get download` (cached in OUT/debs) and unpacks with
 # `dpkg-deb -x`. Idempotent: nothing is downloaded twice, and the initramfs
 # is rebuilt only when this script or the inputs changed.
@@ -71,6 +72,24 @@ vmlinuz=$(ls "$work"/kernel/boot/vmlinuz-* | head -1)
 kver=${vmlinuz##*/vmlinuz-}
 cp "$vmlinuz" "$OUT/vmlinuz.tmp" && mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
 echo "$kver" > "$OUT/kernel-version"
+
+# The vmlinux ELF inside the bzImage, for tests of the ELF and PVH entries:
+# the payload (setup header: payload_offset, payload_length) minus the
+# size word the kernel build appends, decompressed.
+le() { od -An -tu"$2" -j "$1" -N "$2" "$vmlinuz" | tr -d ' '; }
+sects=$(le $((0x1F1)) 1)
+[ "$sects" -ne 0 ] || sects=4
+poff=$(( (sects + 1) * 512 + $(le $((0x248)) 4) ))
+plen=$(le $((0x24C)) 4)
+payload() { tail -c +$((poff + 1)) "$vmlinuz" | head -c "$1" || true; }  # tail may get SIGPIPE
+magic=$(payload 4 | od -An -tx1 | tr -d ' ')
+case $magic in
+    fd377a58) payload $((plen - 4)) | xz -dc --single-stream > "$OUT/vmlinux.tmp" ;;
+    28b52ffd) payload $((plen - 4)) | zstd -dcq > "$OUT/vmlinux.tmp" ;;
+    1f8b*) payload "$plen" | gzip -dc > "$OUT/vmlinux.tmp" ;;
+    *) log "note: $magic payload: no vmlinux extracted"; rm -f "$OUT/vmlinux.tmp" ;;
+esac
+[ -f "$OUT/vmlinux.tmp" ] && mv "$OUT/vmlinux.tmp" "$OUT/vmlinux"
 
 # ---- initramfs tree ----
 root=$work/root
