@@ -155,6 +155,11 @@ int nbd_server_run(const struct nbd_export *exp, int listen_fd, int stop_fd,
 		   const struct nbd_server_opts *opts)
 {
 	struct server s = { .exp = exp, .opts = opts };
+	/* poll may report a connection that is gone by the time we accept it:
+	 * a non-blocking accept then fails instead of stalling the loop. */
+	int fl = fcntl(listen_fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK);
 	pthread_mutex_init(&s.mu, NULL);
 	if (pipe2(s.wake, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -errno;
