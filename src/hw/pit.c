@@ -202,11 +202,11 @@ static void pit_timer_fired(void *opaque)
 			/* Edges the host slept through are merged into one. */
 			fire = true;
 			c->irq_edges = edges;
-		}
-		if (periodic(c)) {
-			/* Keep the interrupt rate sane for tiny counts. */
+			/* Keep the interrupt rate sane for tiny counts: the
+			 * next interrupt comes MIN_IRQ_PERIOD_NS later at the
+			 * earliest. */
 			uint64_t min_edges = ns_to_ticks(MIN_IRQ_PERIOD_NS) / c->reload;
-			if (min_edges > 1)
+			if (periodic(c) && min_edges > 1)
 				c->irq_edges += min_edges - 1;
 		}
 	}
