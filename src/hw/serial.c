@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define IER_RDA         0x01
 #define IER_THRE        0x02
@@ -69,7 +70,12 @@ struct serial {
 	bool irq_level;
 
 	uint8_t rx[UART_FIFO_SIZE];
+	bool rx_from_console[UART_FIFO_SIZE]; /* not looped back */
 	unsigned rx_head, rx_count;
+	/* Console bytes a FIFO clear took back (see rx_clear), oldest first;
+	 * fed again before any new console input. Never more than a FIFO. */
+	uint8_t stash[UART_FIFO_SIZE];
+	unsigned stash_len;
 	bool input_refused;     /* console holds bytes we could not take */
 	unsigned lsr_polls;     /* LSR reads since the last FCR/IER write */
 };
@@ -135,19 +141,41 @@ static void update_msr(struct serial *s)
 	s->msr_status = status;
 }
 
+/* A FIFO clear (FCR, or switching FIFO mode) empties the receiver. Drivers
+ * do it while setting the port up, to drop line noise; here the only data
+ * is console input somebody typed or piped, so bytes from the console are
+ * taken back and delivered again once the guest listens. Looped-back
+ * bytes are dropped as on the real part. */
 static void rx_clear(struct serial *s)
 {
+	uint8_t keep[UART_FIFO_SIZE];
+	unsigned n = 0;
+	for (unsigned i = 0; i < s->rx_count; i++) {
+		unsigned at = (s->rx_head + i) % UART_FIFO_SIZE;
+		if (s->rx_from_console[at])
+			keep[n++] = s->rx[at];
+	}
+	/* FIFO bytes are older than the stash (the FIFO is filled from the
+	 * stash first, and console input waits while the stash is not empty),
+	 * so together they never exceed one FIFO. */
+	unsigned room = UART_FIFO_SIZE - n;
+	unsigned old = MIN(s->stash_len, room);
+	memmove(s->stash + n, s->stash, old);
+	memcpy(s->stash, keep, n);
+	s->stash_len = n + old;
 	s->rx_head = 0;
 	s->rx_count = 0;
 }
 
-static void rx_push(struct serial *s, uint8_t b)
+static void rx_push(struct serial *s, uint8_t b, bool from_console)
 {
 	if (s->rx_count >= rx_capacity(s)) {
 		s->lsr_errors |= LSR_OE; /* the shift register overwrote it */
 		return;
 	}
-	s->rx[(s->rx_head + s->rx_count) % UART_FIFO_SIZE] = b;
+	unsigned at = (s->rx_head + s->rx_count) % UART_FIFO_SIZE;
+	s->rx[at] = b;
+	s->rx_from_console[at] = from_console;
 	s->rx_count++;
 }
 
@@ -161,10 +189,20 @@ static bool listening(const struct serial *s)
 	       ((s->ier & IER_RDA) || s->lsr_polls >= POLLING_LSR_READS);
 }
 
-/* Lets the console retry what it holds once there is real room again. */
+/* Refills the FIFO from the stash, then lets the console retry what it
+ * holds once there is real room again. */
 static void maybe_resume_input(struct serial *s)
 {
-	if (!s->input_refused || !listening(s))
+	if (!listening(s))
+		return;
+	unsigned moved = 0;
+	while (s->stash_len > moved && s->rx_count < rx_capacity(s))
+		rx_push(s, s->stash[moved++], true);
+	if (moved) {
+		memmove(s->stash, s->stash + moved, s->stash_len - moved);
+		s->stash_len -= moved;
+	}
+	if (!s->input_refused || s->stash_len)
 		return;
 	if (s->rx_count > rx_capacity(s) / 2)
 		return;
@@ -252,7 +290,7 @@ void serial_write(struct serial *s, unsigned reg, uint8_t value)
 			break;
 		}
 		if (s->mcr & MCR_LOOP)
-			rx_push(s, value);
+			rx_push(s, value, false);
 		else
 			console_write(s->con, &value, 1);
 		/* Sent at once: the holding register is empty again. */
@@ -300,11 +338,12 @@ size_t serial_receive(void *opaque, const uint8_t *buf, size_t len)
 	pthread_mutex_lock(&s->lock);
 	size_t n = 0;
 	/* In loopback the receiver hears only the transmitter. */
-	if (listening(s)) {
+	maybe_resume_input(s); /* stashed bytes first */
+	if (listening(s) && !s->stash_len) {
 		size_t room = rx_capacity(s) - s->rx_count;
 		n = MIN(room, len);
 		for (size_t i = 0; i < n; i++)
-			rx_push(s, buf[i]);
+			rx_push(s, buf[i], true);
 	}
 	if (n < len)
 		s->input_refused = true;

@@ -9,7 +9,9 @@
  * only while the guest listens (receive interrupt enabled, or LSR polled
  * in a loop) and the FIFO has room: the rest waits in the console back
  * end, which stops reading its fd, so bytes typed or piped in before the
- * driver is ready are not lost to its FIFO clears and flushing reads.
+ * driver is ready are not lost to its flushing reads; a FIFO clear takes
+ * console bytes back (delivered again when the guest listens) and drops
+ * only looped-back ones.
  * Loopback mode (MCR bit 4) routes THR to the receiver and the modem
  * control outputs to the status inputs, as Linux's probe expects. */
 #ifndef XVM_HW_SERIAL_H
