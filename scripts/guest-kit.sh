@@ -4,12 +4,16 @@
 #   OUT/initramfs.cpio.gz    busybox, the virtio (and ext4) modules, /init
 #   OUT/kernel-version       its release string
 #   OUT/vmlinux              the ELF inside vmlinuz (for ELF/PVH entry tests)
+#   OUT/rootfs.ext4          a 128 MiB ext4 root disk with the same tree
+#                            (kept once made: the guest's changes persist)
 # Downloads with `apt-get download` (cached in OUT/debs) and unpacks with
 # `dpkg-deb -x`. Idempotent: nothing is downloaded twice, and the initramfs
 # is rebuilt only when this script or the inputs changed.
 #
 # /init: mounts proc, sys and devtmpfs; loads the modules (dependencies
-# first); prints "xvm-guest: init ready"; then
+# first); with xvm.root=/dev/vda switches to the root disk; DHCP on eth0
+# (xvm.net=dhcp: before running a command); prints "xvm-guest: init
+# ready"; then
 #   xvm.cmd="COMMANDS"   runs COMMANDS with sh, prints
 #                        "xvm-guest: exit status N" and powers off
 #   xvm.run=/PATH        the same with a script file
@@ -160,16 +164,16 @@ for key in "${order[@]}"; do
     echo "$rel:$deps" >> "$kmods/modules.dep"
 done
 
+# /init (initramfs, stage 1): mounts, modules, optional switch to the root
+# disk; then /etc/xvm-stage2 (on whichever root we end up): banner,
+# network, xvm.cmd/xvm.run or a shell.
 cat > "$root/init" <<'INIT'
 #!/bin/sh
-# xvm guest kit init (scripts/guest-kit.sh)
+# xvm guest kit init, stage 1 (scripts/guest-kit.sh)
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
-mkdir -p /dev/pts && mount -t devpts devpts /dev/pts 2>/dev/null
-mount -t tmpfs tmpfs /tmp
-hostname xvm-guest
 
 n=0
 for m in $(cat /etc/xvm-modules); do
@@ -177,7 +181,40 @@ for m in $(cat /etc/xvm-modules); do
 done
 echo "xvm-guest: $n modules loaded"
 
-# xvm.cmd="..." / xvm.run=PATH from the kernel command line.
+# xvm.root=DEV: switch to the ext4 root disk (e.g. the kit's rootfs.ext4
+# as the first virtio disk, /dev/vda) when it shows up within 5 s.
+root=$(sed -n 's/.*xvm\.root=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$root" ]; then
+    i=0
+    while [ ! -b "$root" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    mkdir -p /newroot
+    if [ -b "$root" ] && mount -t ext4 "$root" /newroot && [ -x /newroot/etc/xvm-stage2 ]; then
+        echo "xvm-guest: switching to the root disk $root"
+        mount --move /dev /newroot/dev
+        umount /proc /sys
+        exec switch_root /newroot /etc/xvm-stage2
+    fi
+    umount /newroot 2>/dev/null
+    echo "xvm-guest: root disk $root not usable; staying in the initramfs"
+fi
+exec /etc/xvm-stage2
+INIT
+chmod 755 "$root/init"
+
+cat > "$root/etc/xvm-stage2" <<'STAGE2'
+#!/bin/sh
+# xvm guest kit init, stage 2 (scripts/guest-kit.sh)
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+[ -e /proc/self ] || mount -t proc proc /proc
+[ -d /sys/kernel ] || mount -t sysfs sysfs /sys
+[ -c /dev/null ] || mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts 2>/dev/null
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+hostname xvm-guest
+ip link set lo up 2>/dev/null
+
+# xvm.cmd="..." / xvm.run=PATH / xvm.net=dhcp from the kernel command line.
 cmdline=$(cat /proc/cmdline)
 # A quoted value runs to the last double quote of the command line, so
 # put a quoted xvm.cmd last if it contains quotes itself.
@@ -189,6 +226,20 @@ param() { # name -> value
 }
 xcmd=$(param xvm.cmd)
 xrun=$(param xvm.run)
+xnet=$(param xvm.net)
+
+# Network: DHCP on eth0 (user-mode networking answers it), in the
+# foreground if xvm.net=dhcp asks for it, else in the background for the
+# interactive shell.
+if [ -e /sys/class/net/eth0 ]; then
+    ip link set eth0 up
+    if [ "$xnet" = dhcp ]; then
+        udhcpc -i eth0 -q -n -t 5 -s /etc/udhcpc.script >/dev/null 2>&1 ||
+            echo "xvm-guest: no DHCP lease on eth0"
+    elif [ -z "$xcmd$xrun" ]; then
+        udhcpc -i eth0 -b -q -s /etc/udhcpc.script >/dev/null 2>&1
+    fi
+fi
 
 echo "xvm-guest: init ready"
 if [ -n "$xcmd" ] || [ -n "$xrun" ]; then
@@ -200,10 +251,27 @@ fi
 while true; do
     setsid cttyhack sh -l
     echo "xvm-guest: shell exited, powering off"
+    sync
     poweroff -f
 done
-INIT
-chmod 755 "$root/init"
+STAGE2
+chmod 755 "$root/etc/xvm-stage2"
+
+cat > "$root/etc/udhcpc.script" <<'DHCP'
+#!/bin/sh
+# busybox udhcpc hook: configure the lease
+case "$1" in
+deconfig) ifconfig "$interface" 0.0.0.0 ;;
+bound|renew)
+    ifconfig "$interface" "$ip" netmask "${subnet:-255.255.255.0}"
+    [ -n "$router" ] && { route del default 2>/dev/null; route add default gw "${router%% *}" dev "$interface"; }
+    : > /etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+    echo "xvm-guest: eth0 $ip via ${router:-none}" ;;
+esac
+exit 0
+DHCP
+chmod 755 "$root/etc/udhcpc.script"
 cat > "$root/etc/profile" <<'PROFILE'
 export PS1='xvm-guest:\w# '
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -237,5 +305,19 @@ head -c $(( (512 - size % 512) % 512 )) /dev/zero >> "$work/nodes.cpio"
 (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$work/tree.cpio"
 cat "$work/nodes.cpio" "$work/tree.cpio" | gzip -9 -n > "$OUT/initramfs.cpio.gz.tmp"
 mv "$OUT/initramfs.cpio.gz.tmp" "$OUT/initramfs.cpio.gz"
+# ---- root disk (ext4, made without root by mke2fs -d) ----
+# The same tree as the initramfs; the guest's changes persist, so an
+# existing image is kept (delete it to start afresh).
+if [ ! -f "$OUT/rootfs.ext4" ]; then
+    if command -v mke2fs >/dev/null; then
+        mkdir -p "$root/newroot" "$root/home" "$root/var"
+        echo "xvm guest root disk" > "$root/etc/xvm-rootfs"
+        rm -f "$OUT/rootfs.ext4.tmp"
+        mke2fs -q -t ext4 -L xvm-root -d "$root" -E root_owner=0:0 "$OUT/rootfs.ext4.tmp" 128M >/dev/null &&
+            mv "$OUT/rootfs.ext4.tmp" "$OUT/rootfs.ext4"
+    else
+        log "note: mke2fs missing (e2fsprogs): no root disk"
+    fi
+fi
 echo "$want_stamp" > "$stamp"
 log "built $OUT/vmlinuz ($kver) and $OUT/initramfs.cpio.gz ($(stat -c %s "$OUT/initramfs.cpio.gz") bytes, ${#order[@]} modules)"
