@@ -31,7 +31,7 @@ pids+=("$vm")
 
 # Wait for the guest's listener (after the download), then connect.
 reply=
-for _ in $(seq 1 100); do
+for _ in $(seq 1 240); do
 	if grep -q "^SUM=" "$work/guest.log" 2>/dev/null; then
 		sleep 2
 		reply=$(python3 - "$fwd_port" <<'PY'
