@@ -154,14 +154,18 @@ void img_progress(uint64_t done, uint64_t total, bool enabled)
 	fflush(stdout);
 }
 
-int img_bad_option(char **argv, int rc)
+int img_bad_option(char **argv, int c, int rc)
 {
-	if (optopt && strchr("fbFoOmSBrt", optopt))
-		log_err("option -%c needs a value (try 'xvm img %s --help')", optopt, argv[0]);
-	else if (optopt)
+	/* getopt leaves optind on "--word" when a short-only parser meets it. */
+	const char *arg = argv[optind - 1];
+	if (optopt == '-' && argv[optind] && !strncmp(argv[optind], "--", 2))
+		arg = argv[optind];
+	if (c == ':')
+		log_err("option %s needs a value (try 'xvm img %s --help')", arg, argv[0]);
+	else if (optopt && optopt != '-' && strncmp(arg, "--", 2))
 		log_err("unknown option -%c (try 'xvm img %s --help')", optopt, argv[0]);
 	else
-		log_err("unknown option '%s' (try 'xvm img %s --help')", argv[optind - 1], argv[0]);
+		log_err("unknown option '%s' (try 'xvm img %s --help')", arg, argv[0]);
 	return rc;
 }
 
@@ -184,7 +188,7 @@ static int img_cmd_create(int argc, char **argv)
 	unsigned nopt = 0;
 	int c;
 	optind = 1;
-	while ((c = getopt(argc, argv, "+f:b:F:o:qu")) != -1) {
+	while ((c = getopt(argc, argv, "+:f:b:F:o:qu")) != -1) {
 		switch (c) {
 		case 'f': o.format = optarg; break;
 		case 'b': backing = optarg; break;
@@ -198,7 +202,7 @@ static int img_cmd_create(int argc, char **argv)
 			break;
 		case 'q': quiet = true; break;
 		case 'u': unsafe = true; break;
-		default: return img_bad_option(argv, 1);
+		default: return img_bad_option(argv, c, 1);
 		}
 	}
 	for (unsigned i = 0; i < nopt; i++)
@@ -430,7 +434,7 @@ static int img_cmd_info(int argc, char **argv)
 	bool json = false, chain = false;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+f:U", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:f:U", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 'O':
@@ -443,7 +447,7 @@ static int img_cmd_info(int argc, char **argv)
 			break;
 		case 'B': chain = true; break;
 		case 'U': break;
-		default: return img_bad_option(argv, 1);
+		default: return img_bad_option(argv, c, 1);
 		}
 	}
 	if (optind != argc - 1) {
@@ -556,7 +560,7 @@ static int img_cmd_check(int argc, char **argv)
 	unsigned fix = 0;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+f:r:qU", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:f:r:qU", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 'O':
@@ -579,7 +583,7 @@ static int img_cmd_check(int argc, char **argv)
 			break;
 		case 'q': quiet = true; break;
 		case 'U': break;
-		default: return img_bad_option(argv, 1);
+		default: return img_bad_option(argv, c, 1);
 		}
 	}
 	if (optind != argc - 1) {
@@ -645,12 +649,12 @@ static int img_cmd_resize(int argc, char **argv)
 	optind = 1;
 	/* No permutation: "-1G" is a size, not an option. */
 	while (optind < argc && !(argv[optind][0] == '-' && argv[optind][1] >= '0' && argv[optind][1] <= '9') &&
-	       (c = getopt_long(argc, argv, "+f:q", longopts, NULL)) != -1) {
+	       (c = getopt_long(argc, argv, "+:f:q", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 'S': shrink = true; break;
 		case 'q': quiet = true; break;
-		default: return img_bad_option(argv, 1);
+		default: return img_bad_option(argv, c, 1);
 		}
 	}
 	if (optind != argc - 2) {
@@ -716,7 +720,7 @@ static int img_cmd_snapshot(int argc, char **argv)
 	bool quiet = false;
 	int c;
 	optind = 1;
-	while ((c = getopt(argc, argv, "+f:lc:a:d:qU")) != -1) {
+	while ((c = getopt(argc, argv, "+:f:lc:a:d:qU")) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 'l': case 'c': case 'a': case 'd':
@@ -729,7 +733,7 @@ static int img_cmd_snapshot(int argc, char **argv)
 			break;
 		case 'q': quiet = true; break;
 		case 'U': break;
-		default: return img_bad_option(argv, 1);
+		default: return img_bad_option(argv, c, 1);
 		}
 	}
 	if (!action)
@@ -813,7 +817,7 @@ static const struct img_cmd {
 	  "Exit status: 0 clean, 1 check failed, 2 corruptions, 3 only leaks,\n"
 	  "63 the format cannot be checked." },
 	{ "convert", img_cmd_convert,
-	  "convert [-p] [-q] [-n] [-c] [-W] [-m N] [-S SIZE] [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS]\n"
+	  "convert [-p] [-q] [-n] [-c] [-m N] [-S SIZE] [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS]\n"
 	  "                    [-B BACKING [-F BACKING_FMT]] [--target-is-zero] FILE [FILE...] OUTPUT",
 	  "Copies FILE (several are concatenated) into a new image OUTPUT. Holes and\n"
 	  "all-zero blocks are not written: the copy is sparse.\n"
@@ -823,7 +827,8 @@ static const struct img_cmd {
 	  "  -n               do not create OUTPUT (it must exist and be large enough)\n"
 	  "  --target-is-zero with -n: OUTPUT reads as zeros, skip writing zeros\n"
 	  "  -m N             parallel requests (default 8, max 32)\n"
-	  "  -W               accepted for compatibility (writes are always parallel)\n"
+	  "  -W, -t, -T       accepted for compatibility (writes are always parallel;\n"
+	  "                   the output is always flushed before convert succeeds)\n"
 	  "  -S SIZE          zero runs at least SIZE long become holes (default 4K,\n"
 	  "                   0 = write everything)\n"
 	  "  -B BACKING       OUTPUT gets this backing file; only what differs from it\n"

@@ -25,8 +25,9 @@ bool img_is_zero(const void *buf, size_t len);
 bool img_parse_create_opts(char *opts, struct block_create_opts *o);
 /* "    (12.34/100%)\r" on stdout, at most every 1% */
 void img_progress(uint64_t done, uint64_t total, bool enabled);
-/* After getopt returned '?': one line naming the bad option; returns rc. */
-int img_bad_option(char **argv, int rc);
+/* After getopt returned c ('?' or ':', optstrings start with "+:"): one
+ * line naming the bad option; returns rc. */
+int img_bad_option(char **argv, int c, int rc);
 /* Common wording for help on a subcommand. */
 bool img_want_help(int argc, char **argv);
 

@@ -36,7 +36,7 @@ int img_cmd_rebase(int argc, char **argv)
 	bool unsafe = false, quiet = false, progress = false;
 	int c;
 	optind = 1;
-	while ((c = getopt(argc, argv, "+f:b:F:upqU")) != -1) {
+	while ((c = getopt(argc, argv, "+:f:b:F:upqU")) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 'b': backing = optarg; break;
@@ -45,7 +45,7 @@ int img_cmd_rebase(int argc, char **argv)
 		case 'p': progress = true; break;
 		case 'q': quiet = true; break;
 		case 'U': break;
-		default: return img_bad_option(argv, 1);
+		default: return img_bad_option(argv, c, 1);
 		}
 	}
 	if (optind != argc - 1 || !backing) {
@@ -196,14 +196,14 @@ int img_cmd_commit(int argc, char **argv)
 	bool keep = false, quiet = false, progress = false;
 	int c;
 	optind = 1;
-	while ((c = getopt(argc, argv, "+f:dpqt:")) != -1) {
+	while ((c = getopt(argc, argv, "+:f:dpqt:")) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 'd': keep = true; break;
 		case 'p': progress = true; break;
 		case 'q': quiet = true; break;
 		case 't': break; /* cache mode: accepted for compatibility */
-		default: return img_bad_option(argv, 1);
+		default: return img_bad_option(argv, c, 1);
 		}
 	}
 	if (optind != argc - 1) {

@@ -273,7 +273,7 @@ int img_cmd_convert(int argc, char **argv)
 	const char *base = NULL, *base_fmt = NULL;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+f:O:o:cpqnm:WS:B:F:U", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:f:O:o:cpqnm:WS:B:F:Ut:T:", longopts, NULL)) != -1) {
 		uint64_t v;
 		switch (c) {
 		case 'f': src_fmt = optarg; break;
@@ -307,8 +307,10 @@ int img_cmd_convert(int argc, char **argv)
 		case 'B': base = optarg; break;
 		case 'F': base_fmt = optarg; break;
 		case 'U': break;
+		case 't': case 'T':
+			break; /* cache modes: accepted; the output is always flushed at the end */
 		case OPT_TARGET_IS_ZERO: target_is_zero = true; break;
-		default: return img_bad_option(argv, 1);
+		default: return img_bad_option(argv, c, 1);
 		}
 	}
 	for (unsigned i = 0; i < nopt; i++)
@@ -462,7 +464,7 @@ int img_cmd_compare(int argc, char **argv)
 	bool strict = false, quiet = false, progress = false;
 	int c;
 	optind = 1;
-	while ((c = getopt(argc, argv, "+f:F:spqU")) != -1) {
+	while ((c = getopt(argc, argv, "+:f:F:spqU")) != -1) {
 		switch (c) {
 		case 'f': fmt1 = optarg; break;
 		case 'F': fmt2 = optarg; break;
@@ -470,7 +472,7 @@ int img_cmd_compare(int argc, char **argv)
 		case 'p': progress = true; break;
 		case 'q': quiet = true; break;
 		case 'U': break;
-		default: return img_bad_option(argv, 2);
+		default: return img_bad_option(argv, c, 2);
 		}
 	}
 	if (argc - optind != 2) {
@@ -591,7 +593,7 @@ int img_cmd_map(int argc, char **argv)
 	bool json = false;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+f:U", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:f:U", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 'O':
@@ -603,7 +605,7 @@ int img_cmd_map(int argc, char **argv)
 			}
 			break;
 		case 'U': break;
-		default: return img_bad_option(argv, 1);
+		default: return img_bad_option(argv, c, 1);
 		}
 	}
 	if (optind != argc - 1) {

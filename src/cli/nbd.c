@@ -148,7 +148,7 @@ int cmd_nbd(int argc, char **argv)
 	int c;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+b:p:k:rx:D:f:e:tnvh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:b:p:k:rx:D:f:e:tnvh", longopts, NULL)) != -1) {
 		uint64_t v;
 		switch (c) {
 		case 'b': bind_addr = optarg; break;
@@ -189,10 +189,12 @@ int cmd_nbd(int argc, char **argv)
 		case OPT_FORK: daemonize = true; break;
 		case OPT_PID_FILE: pid_file = optarg; break;
 		case 'h': usage(stdout); return 0;
+		case ':':
+			log_err("option %s needs a value (try 'xvm nbd --help')", argv[optind - 1]);
+			return 2;
 		default:
 			if (optopt)
-				log_err("option -%c %s (try 'xvm nbd --help')", optopt,
-					strchr("bpkxDfe", optopt) ? "needs a value" : "is unknown");
+				log_err("unknown option -%c (try 'xvm nbd --help')", optopt);
 			else
 				log_err("unknown option '%s' (try 'xvm nbd --help')", argv[optind - 1]);
 			return 2;

@@ -94,4 +94,7 @@ bad convert -c -O raw src.raw y.raw
 bad frobnicate
 bad resize a.raw abc
 bad map
+bad create --bogus x.raw 1M
+bad convert -O
+bad snapshot -c
 echo "all img raw checks passed"
