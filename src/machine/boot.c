@@ -2,6 +2,7 @@
  * picks the loader by content; plus the helpers every loader shares
  * (entry states, page tables, initrd placement, command line). */
 #include "machine/boot_priv.h"
+#include "hw/virtio/devices.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "machine/acpi.h"
@@ -297,6 +298,7 @@ int boot_load(struct machine *m, char *err, size_t errlen)
 		.err = err,
 		.errlen = errlen,
 	};
+	char *cmdline = NULL;
 	if (errlen)
 		err[0] = 0;
 	/* The loaders' fixed areas and a kernel above 1 MiB need at least this. */
@@ -322,6 +324,15 @@ int boot_load(struct machine *m, char *err, size_t errlen)
 		goto out;
 
 	enum boot_format f = boot_detect(c.kernel.data, c.kernel.len);
+	/* Linux kernels built with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES find
+	 * virtio-mmio devices on the command line (others through the DSDT;
+	 * a kernel with both reports the second registration and goes on). */
+	if (f != BOOT_FORMAT_MULTIBOOT && m->virtio && !strstr(c.cmdline, "virtio_mmio.device=")) {
+		cmdline = xmalloc(BOOT_CMDLINE_MAX);
+		snprintf(cmdline, BOOT_CMDLINE_MAX, "%s", c.cmdline);
+		if (virtio_mmio_cmdline(m, cmdline, BOOT_CMDLINE_MAX) == 0)
+			c.cmdline = cmdline;
+	}
 	switch (f) {
 	case BOOT_FORMAT_BZIMAGE:
 		r = boot_linux_bzimage(&c);
@@ -359,5 +370,6 @@ int boot_load(struct machine *m, char *err, size_t errlen)
 			  (unsigned long long)c.entry->rip);
 out:
 	free_inputs(&c);
+	free(cmdline);
 	return r;
 }
