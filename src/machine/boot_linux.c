@@ -13,6 +13,7 @@
 
 /* Setup header fields (offsets in the image and in the zero page). */
 #define HDR_SETUP_SECTS     0x1F1
+#define HDR_SYSSIZE         0x1F4 /* protected-mode code, 16-byte units */
 #define HDR_BOOT_FLAG       0x1FE
 #define HDR_JUMP            0x200
 #define HDR_MAGIC           0x202
@@ -182,6 +183,12 @@ static int parse_bzimage(struct boot_ctx *c, struct bzimage *b)
 	b->init_size = rd32(img + HDR_INIT_SIZE);
 	b->payload_offset = rd32(img + HDR_PAYLOAD_OFFSET);
 	b->payload_length = rd32(img + HDR_PAYLOAD_LENGTH);
+	/* A cut-off file would only fail later, inside the guest. */
+	uint64_t syssize = (uint64_t)rd32(img + HDR_SYSSIZE) * 16;
+	uint64_t payload_end = (uint64_t)b->payload_offset + b->payload_length;
+	if (syssize > b->kernel_len || payload_end > b->kernel_len)
+		return boot_fail(c, EINVAL, "truncated: the kernel needs %llu bytes after the setup code, the file has %zu",
+				 (unsigned long long)MAX(syssize, payload_end), b->kernel_len);
 
 	uint64_t pref = rd64(img + HDR_PREF_ADDRESS);
 	uint32_t align = rd32(img + HDR_KERNEL_ALIGN);

@@ -616,6 +616,8 @@ static void test_bad_inputs(void **state)
 	expect_fail(f, "unrecognised format");
 	f->cfg.kernel = fx_file(f, img, 0);
 	expect_fail(f, "unrecognised format");
+	for (unsigned i = 0; i < f->nfiles; i++)
+		unlink(f->files[i]);
 	f->nfiles = 0;
 
 	size_t len = make_bzimage(img, sizeof(img), F_GZIP, 0x20F, 0x1);
@@ -623,6 +625,8 @@ static void test_bad_inputs(void **state)
 	expect_fail(f, "truncated");
 	f->cfg.kernel = fx_file(f, img, SETUP_SIZE);
 	expect_fail(f, "truncated");
+	f->cfg.kernel = fx_file(f, img, SETUP_SIZE + PAYLOAD_OFF + 10); /* cut in the payload */
+	expect_fail(f, "truncated: the kernel needs");
 	make_bzimage(img, sizeof(img), F_GZIP, 0x20B, 0x1);
 	f->cfg.kernel = fx_file(f, img, len);
 	expect_fail(f, "too old");
