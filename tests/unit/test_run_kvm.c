@@ -12,7 +12,11 @@
 #include <asm/kvm_para.h>
 
 #include "accel/kvm/kvm.h"
+#include "hw/io.h"
 #include "lib/util.h"
+#include "machine/machine.h"
+
+#include <stdlib.h>
 
 #define SIG_INDEX KVM_CPUID_FLAG_SIGNIFCANT_INDEX
 
@@ -293,6 +297,222 @@ static void test_probe_reason(void **state)
 	assert_non_null(strstr(info.why, "/dev/kvm"));
 }
 
+
+/* ---- exit handling with a hand-made kvm_run --------------------------- */
+
+struct recorder {
+	uint64_t addr[64], value[64];
+	unsigned size[64];
+	bool write[64];
+	unsigned n;
+	uint64_t read_value;
+};
+
+static uint64_t rec_read(void *opaque, uint64_t off, unsigned size)
+{
+	struct recorder *r = opaque;
+	if (r->n < 64) {
+		r->addr[r->n] = off;
+		r->size[r->n] = size;
+		r->write[r->n++] = false;
+	}
+	return r->read_value++ & (size == 8 ? ~0ULL : ((1ULL << (size * 8)) - 1));
+}
+
+static void rec_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
+{
+	struct recorder *r = opaque;
+	if (r->n < 64) {
+		r->addr[r->n] = off;
+		r->size[r->n] = size;
+		r->value[r->n] = value;
+		r->write[r->n++] = true;
+	}
+}
+
+static const struct io_ops rec_ops = { .read = rec_read, .write = rec_write };
+
+#define RUN_SIZE 4096
+
+struct exit_env {
+	struct machine m;
+	struct recorder port, mem;
+	struct kvm_run *run;
+};
+
+static int exit_env_setup(void **state)
+{
+	struct exit_env *e = calloc(1, sizeof(*e));
+	e->m.pio = io_space_new("pio");
+	e->m.mmio = io_space_new("mmio");
+	e->m.vcpus[0].m = &e->m;
+	e->run = aligned_alloc(4096, RUN_SIZE);
+	memset(e->run, 0, RUN_SIZE);
+	io_register(e->m.pio, 0x3f8, 8, &rec_ops, &e->port, "uart");
+	io_register(e->m.mmio, 0xfe000000, 0x1000, &rec_ops, &e->mem, "dev");
+	*state = e;
+	return 0;
+}
+
+static int exit_env_teardown(void **state)
+{
+	struct exit_env *e = *state;
+	io_space_free(e->m.pio);
+	io_space_free(e->m.mmio);
+	free(e->run);
+	free(e);
+	return 0;
+}
+
+static int handle(struct exit_env *e)
+{
+	return kvm_handle_exit(&e->m.vcpus[0], RUN_SIZE, e->run);
+}
+
+static void test_exit_port_io(void **state)
+{
+	struct exit_env *e = *state;
+	uint8_t *data = (uint8_t *)e->run + 1024;
+	/* rep outsb of "hi!" to COM1. */
+	e->run->exit_reason = KVM_EXIT_IO;
+	e->run->io.direction = KVM_EXIT_IO_OUT;
+	e->run->io.size = 1;
+	e->run->io.port = 0x3f8;
+	e->run->io.count = 3;
+	e->run->io.data_offset = 1024;
+	memcpy(data, "hi!", 3);
+	assert_int_equal(handle(e), 0);
+	assert_int_equal(e->port.n, 3);
+	assert_true(e->port.write[0]);
+	assert_int_equal(e->port.value[0], 'h');
+	assert_int_equal(e->port.value[2], '!');
+	assert_int_equal(e->port.addr[1], 0);
+
+	/* 16-bit in from port 0x3fd (offset 5): the value lands in the data area. */
+	e->port.n = 0;
+	e->port.read_value = 0xbeef;
+	e->run->io.direction = KVM_EXIT_IO_IN;
+	e->run->io.size = 2;
+	e->run->io.port = 0x3fd;
+	e->run->io.count = 1;
+	assert_int_equal(handle(e), 0);
+	assert_int_equal(e->port.n, 1);
+	assert_int_equal(e->port.addr[0], 5);
+	uint16_t got;
+	memcpy(&got, data, 2);
+	assert_int_equal(got, 0xbeef);
+
+	/* A port nobody claims reads as all ones. */
+	e->run->io.port = 0x1234;
+	assert_int_equal(handle(e), 0);
+	memcpy(&got, data, 2);
+	assert_int_equal(got, 0xffff);
+}
+
+static void test_exit_port_io_malformed(void **state)
+{
+	struct exit_env *e = *state;
+	e->run->exit_reason = KVM_EXIT_IO;
+	e->run->io.direction = KVM_EXIT_IO_OUT;
+	e->run->io.port = 0x3f8;
+	/* Bad size, data beyond the mapping, count overflowing it. */
+	e->run->io.size = 3;
+	e->run->io.count = 1;
+	e->run->io.data_offset = 1024;
+	assert_int_equal(handle(e), -1);
+	e->run->io.size = 1;
+	e->run->io.data_offset = RUN_SIZE + 1;
+	assert_int_equal(handle(e), -1);
+	e->run->io.data_offset = RUN_SIZE - 2;
+	e->run->io.size = 4;
+	assert_int_equal(handle(e), -1);
+	e->run->io.size = 1;
+	e->run->io.count = 0xffffffff;
+	e->run->io.data_offset = 1024;
+	assert_int_equal(handle(e), -1);
+	assert_int_equal(e->port.n, 0); /* nothing reached the device */
+}
+
+static void test_exit_mmio(void **state)
+{
+	struct exit_env *e = *state;
+	e->run->exit_reason = KVM_EXIT_MMIO;
+	e->run->mmio.phys_addr = 0xfe000010;
+	e->run->mmio.is_write = 1;
+	e->run->mmio.len = 8;
+	uint64_t v = 0x1122334455667788ULL;
+	memcpy(e->run->mmio.data, &v, 8);
+	assert_int_equal(handle(e), 0);
+	assert_int_equal(e->mem.n, 1);
+	assert_int_equal(e->mem.addr[0], 0x10);
+	assert_int_equal(e->mem.size[0], 8);
+	assert_int_equal(e->mem.value[0], v);
+
+	/* A 3-byte access goes byte by byte. */
+	e->mem.n = 0;
+	e->run->mmio.len = 3;
+	assert_int_equal(handle(e), 0);
+	assert_int_equal(e->mem.n, 3);
+	assert_int_equal(e->mem.size[2], 1);
+	assert_int_equal(e->mem.addr[2], 0x12);
+	assert_int_equal(e->mem.value[2], 0x66);
+
+	/* Read: the device's value is handed back in data[]. */
+	e->mem.n = 0;
+	e->mem.read_value = 0xcafe;
+	e->run->mmio.is_write = 0;
+	e->run->mmio.len = 4;
+	memset(e->run->mmio.data, 0, 8);
+	assert_int_equal(handle(e), 0);
+	uint32_t got;
+	memcpy(&got, e->run->mmio.data, 4);
+	assert_int_equal(got, 0xcafe);
+
+	e->run->mmio.len = 0;
+	assert_int_equal(handle(e), -1);
+	e->run->mmio.len = 9;
+	assert_int_equal(handle(e), -1);
+}
+
+static void test_exit_power_events(void **state)
+{
+	struct exit_env *e = *state;
+	struct machine *m = &e->m;
+
+	e->run->exit_reason = KVM_EXIT_HLT;
+	assert_int_equal(handle(e), 0);
+	e->run->exit_reason = KVM_EXIT_INTR;
+	assert_int_equal(handle(e), 0);
+	assert_int_equal(m->run_state, VM_RUNNING);
+
+	e->run->exit_reason = KVM_EXIT_SHUTDOWN; /* triple fault */
+	assert_int_equal(handle(e), 0);
+	assert_int_equal(m->run_state, VM_STOP_RESET);
+
+	m->run_state = VM_RUNNING;
+	e->run->exit_reason = KVM_EXIT_SYSTEM_EVENT;
+	e->run->system_event.type = KVM_SYSTEM_EVENT_SHUTDOWN;
+	assert_int_equal(handle(e), 0);
+	assert_int_equal(m->run_state, VM_STOP_POWEROFF);
+
+	m->run_state = VM_RUNNING;
+	e->run->system_event.type = KVM_SYSTEM_EVENT_RESET;
+	assert_int_equal(handle(e), 0);
+	assert_int_equal(m->run_state, VM_STOP_RESET);
+
+	/* Fatal exits: reported, -1 (the vCPU loop then stops the VM). */
+	e->run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
+	e->run->internal.suberror = KVM_INTERNAL_ERROR_EMULATION;
+	e->run->internal.ndata = 1000; /* hostile count: clamped */
+	assert_int_equal(handle(e), -1);
+	e->run->exit_reason = KVM_EXIT_FAIL_ENTRY;
+	assert_int_equal(handle(e), -1);
+	e->run->exit_reason = KVM_EXIT_UNKNOWN;
+	assert_int_equal(handle(e), -1);
+	e->run->exit_reason = 12345;
+	assert_int_equal(handle(e), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -306,6 +526,10 @@ int main(void)
 		cmocka_unit_test(test_state_details),
 		cmocka_unit_test(test_cpl_verdict),
 		cmocka_unit_test(test_probe_reason),
+		cmocka_unit_test_setup_teardown(test_exit_port_io, exit_env_setup, exit_env_teardown),
+		cmocka_unit_test_setup_teardown(test_exit_port_io_malformed, exit_env_setup, exit_env_teardown),
+		cmocka_unit_test_setup_teardown(test_exit_mmio, exit_env_setup, exit_env_teardown),
+		cmocka_unit_test_setup_teardown(test_exit_power_events, exit_env_setup, exit_env_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -493,7 +493,7 @@ static void dump_vcpu(struct vcpu *v)
 {
 	struct kvm_vcpu *p = v->accel;
 	struct x86_cpu_state s;
-	if (kvm_get_state(v, &s) < 0)
+	if (!p || kvm_get_state(v, &s) < 0)
 		return;
 	x86_dump_state(&s);
 	struct kvm_translation t = { .linear_address = s.seg[SEG_CS].base + s.rip };
@@ -513,12 +513,12 @@ static void dump_vcpu(struct vcpu *v)
 	fprintf(stderr, "\n");
 }
 
-static int handle_io(struct vcpu *v, struct kvm_engine *k, struct kvm_run *run)
+static int handle_io(struct vcpu *v, size_t run_size, struct kvm_run *run)
 {
 	unsigned size = run->io.size;
 	uint64_t count = run->io.count, off = run->io.data_offset;
-	if ((size != 1 && size != 2 && size != 4) || off > k->run_size ||
-	    count * size > k->run_size - off) {
+	if ((size != 1 && size != 2 && size != 4) || off > run_size ||
+	    count * size > run_size - off) {
 		log_err("vcpu%u: malformed port I/O exit (port 0x%x size %u count %llu)", v->index,
 			run->io.port, size, (unsigned long long)count);
 		return -1;
@@ -572,14 +572,12 @@ static const char *internal_error_name(uint32_t suberror)
 	}
 }
 
-/* Handles one exit. Returns 0 to continue, -1 on a fatal error (already
- * reported with a register dump). Stop requests go through the machine. */
-static int handle_exit(struct vcpu *v, struct kvm_engine *k, struct kvm_run *run)
+int kvm_handle_exit(struct vcpu *v, size_t run_size, struct kvm_run *run)
 {
 	struct machine *m = v->m;
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
-		return handle_io(v, k, run);
+		return handle_io(v, run_size, run);
 	case KVM_EXIT_MMIO:
 		return handle_mmio(v, run);
 	case KVM_EXIT_HLT:
@@ -673,7 +671,7 @@ static int kvm_vcpu_run(struct vcpu *v)
 			ret = -1;
 			break;
 		}
-		if (handle_exit(v, k, run) < 0) {
+		if (kvm_handle_exit(v, k->run_size, run) < 0) {
 			ret = -1;
 			break;
 		}

@@ -66,4 +66,11 @@ void kvm_state_from_kvm(const struct kvm_regs *regs, const struct kvm_sregs *sre
 void kvm_state_to_kvm(const struct x86_cpu_state *s, struct kvm_regs *regs,
 		      struct kvm_sregs *sregs);
 
+/* Handles one KVM_RUN exit of vCPU v (run is its kvm_run, run_size the
+ * size of that mapping): port and MMIO accesses go to m->pio / m->mmio,
+ * power events to machine_request_stop. Returns 0 to run on, -1 on a
+ * fatal error (reported, with a register dump when the vCPU has one). */
+struct vcpu;
+int kvm_handle_exit(struct vcpu *v, size_t run_size, struct kvm_run *run);
+
 #endif
