@@ -41,9 +41,18 @@ for tool in apt-get apt-cache dpkg-deb cpio gzip; do
 done
 
 # ---- download (cached) ----
-kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
-       awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
-[ -n "$kpkg" ] || fail "cannot resolve linux-image-amd64 (apt lists missing? run: apt-get update)"
+resolve_kernel() {
+    apt-cache depends linux-image-amd64 2>/dev/null |
+        awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
+}
+kpkg=$(resolve_kernel)
+if [ -z "$kpkg" ] && [ "$(id -u)" -eq 0 ]; then
+    # A fresh container has no package lists yet.
+    log "updating the package lists (apt-get update)"
+    apt-get update -qq >/dev/null 2>&1 || true
+    kpkg=$(resolve_kernel)
+fi
+[ -n "$kpkg" ] || fail "cannot resolve linux-image-amd64 (package lists missing? run as root: apt-get update)"
 
 fetch() { # package -> prints the .deb path
     local pkg=$1 deb
@@ -318,6 +327,17 @@ if [ ! -f "$OUT/rootfs.ext4" ]; then
     else
         log "note: mke2fs missing (e2fsprogs): no root disk"
     fi
+elif command -v debugfs >/dev/null; then
+    # Keep the guest's data but bring the kit's own scripts up to date.
+    {
+        for f in etc/xvm-stage2 etc/udhcpc.script; do
+            echo "rm /$f"
+            echo "write $root/$f /$f"
+            echo "sif /$f mode 0100755"
+        done
+    } > "$work/debugfs.cmd"
+    debugfs -w -f "$work/debugfs.cmd" "$OUT/rootfs.ext4" >/dev/null 2>&1 ||
+        log "note: could not update the scripts in $OUT/rootfs.ext4"
 fi
 echo "$want_stamp" > "$stamp"
 log "built $OUT/vmlinuz ($kver) and $OUT/initramfs.cpio.gz ($(stat -c %s "$OUT/initramfs.cpio.gz") bytes, ${#order[@]} modules)"
