@@ -21,14 +21,20 @@ tests=(
 	"smp:--cpus 1 --append cpus=1"
 	"smp:--cpus 2 --append cpus=2"
 	"smp:--cpus 4 --append cpus=4"
+	"mode16.bin:"
+	"long_mode.bin:"
+	"smp.bin:--cpus 3 --append cpus=3"
 )
 fails=0 runs=0
 for accel in "${ENGINES[@]}"; do
 	for entry in "${tests[@]}"; do
 		name=${entry%%:*}
 		opts=${entry#*:}
+		# NAME.elf by default; NAME.bin is the a.out-kludge image.
+		image=$name
+		[ "${name%.bin}" != "$name" ] || image=$name.elf
 		# shellcheck disable=SC2086 # opts is a word list on purpose
-		guest_run "$accel" "$tmp/out" "$tmp/err" --kernel "$GUEST_DIR/$name.elf" $opts
+		guest_run "$accel" "$tmp/out" "$tmp/err" --kernel "$GUEST_DIR/$image" $opts
 		rc=$?
 		guest_require_loader "$tmp/err"
 		runs=$((runs + 1))
