@@ -11,4 +11,6 @@ if [ "$(uname -m)" != x86_64 ]; then
 	exit 77
 fi
 make -s BUILD="$BUILD" "$BUILD/emu-diff" || exit 1
-timeout 300 "$BUILD/emu-diff" -n "${EMU_DIFF_ITERATIONS:-300}"
+n=${EMU_DIFF_ITERATIONS:-200}
+# both with the fast paths the decoder picks and with the generic handlers
+timeout 300 "$BUILD/emu-diff" -n "$n" && timeout 300 "$BUILD/emu-diff" -g -n "$n"

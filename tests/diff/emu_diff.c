@@ -8,7 +8,8 @@
  * any) must agree. Undefined flags are masked per form with the SDM's
  * words (see forms.c).
  *
- * Usage: emu-diff [-n iterations] [-s seed] [-f name-filter] [-v] */
+ * Usage: emu-diff [-n iterations] [-s seed] [-f name-filter] [-v] [-g]
+ * -g: generic handlers only (no fast paths from fast.c). */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -143,19 +144,21 @@ int main(int argc, char **argv)
 	const char *filter = NULL;
 	bool verbose = false;
 	int opt;
-	while ((opt = getopt(argc, argv, "n:s:f:v")) != -1) {
+	while ((opt = getopt(argc, argv, "n:s:f:vg")) != -1) {
 		switch (opt) {
 		case 'n': iters = (unsigned)strtoul(optarg, NULL, 0); break;
 		case 's': seed = strtoull(optarg, NULL, 0); break;
 		case 'f': filter = optarg; break;
 		case 'v': verbose = true; break;
+		case 'g': emu_no_fast_paths = true; break;
 		default:
-			fprintf(stderr, "usage: emu-diff [-n iterations] [-s seed] [-f filter] [-v]\n");
+			fprintf(stderr, "usage: emu-diff [-n iterations] [-s seed] [-f filter] [-v] [-g]\n");
 			return 2;
 		}
 	}
 	rng_state = seed | 1;
-	printf("emu-diff: seed %llu, %u iterations per form\n", (unsigned long long)seed, iters);
+	printf("emu-diff: seed %llu, %u iterations per form%s\n", (unsigned long long)seed, iters,
+	       emu_no_fast_paths ? ", generic handlers" : "");
 
 	uint8_t *code = mmap((void *)CODE_ADDR, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
 			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);

@@ -62,7 +62,8 @@ enum access { ACC_READ = 0, ACC_WRITE = 1, ACC_EXEC = 2 };
 
 /* Soft TLB: maps a guest virtual page to a host pointer (RAM only). One
  * array per access kind and per privilege (user/supervisor), so a hit is
- * one compare. tag = virtual page | 1 (valid); an entry that would need a
+ * one compare. tag = virtual page | current generation (so flushing the
+ * whole TLB on a CR3 write costs nothing); an entry that would need a
  * side effect (dirty bit, code page write, MMIO) is never installed. */
 #define TLB_BITS 9
 #define TLB_SIZE (1u << TLB_BITS)
@@ -141,6 +142,7 @@ struct emu_cpu {
 
 	/* TLB: [user][index] for read, write, exec */
 	struct tlb_entry tlb_r[2][TLB_SIZE], tlb_w[2][TLB_SIZE], tlb_x[2][TLB_SIZE];
+	uint64_t tlb_gen;       /* 1..4095, in the low bits of valid tags: a flush is gen++ */
 	uint32_t code_epoch_seen;
 
 	/* the board */
@@ -204,6 +206,9 @@ struct block {
 /* Decodes one instruction from fetch() bytes. Returns 0, or raises #UD/#GP
  * through the fault path for undecodable bytes. */
 void decode_insn(struct emu_cpu *c, struct insn *i);
+/* Swaps in a specialised handler for common forms (fast.c). */
+void fast_specialize(struct emu_cpu *c, struct insn *i);
+extern bool emu_no_fast_paths;
 
 /* ------------------------------------------------------------------ */
 /* Faults (fault.c / sys.c) */
@@ -256,7 +261,7 @@ static inline uint64_t mem_read_lin(struct emu_cpu *c, uint64_t lin, unsigned si
 {
 	unsigned u = cpl_user(c);
 	struct tlb_entry *e = &c->tlb_r[u][(lin >> 12) & (TLB_SIZE - 1)];
-	if (__builtin_expect(e->tag == ((lin & ~0xFFFULL) | 1) && (lin & 0xFFF) <= 4096 - size, 1)) {
+	if (__builtin_expect(e->tag == ((lin & ~0xFFFULL) | c->tlb_gen) && (lin & 0xFFF) <= 4096 - size, 1)) {
 		uint8_t *p = (uint8_t *)(uintptr_t)(lin + e->addend);
 		switch (size) {
 		case 1: return *p;
@@ -272,7 +277,7 @@ static inline void mem_write_lin(struct emu_cpu *c, uint64_t lin, unsigned size,
 {
 	unsigned u = cpl_user(c);
 	struct tlb_entry *e = &c->tlb_w[u][(lin >> 12) & (TLB_SIZE - 1)];
-	if (__builtin_expect(e->tag == ((lin & ~0xFFFULL) | 1) && (lin & 0xFFF) <= 4096 - size, 1)) {
+	if (__builtin_expect(e->tag == ((lin & ~0xFFFULL) | c->tlb_gen) && (lin & 0xFFF) <= 4096 - size, 1)) {
 		uint8_t *p = (uint8_t *)(uintptr_t)(lin + e->addend);
 		switch (size) {
 		case 1: *p = (uint8_t)v; return;

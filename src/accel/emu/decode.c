@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+bool emu_no_fast_paths; /* the differential tests run both ways */
+
 enum imm_kind { I_NONE, I_B, I_W, I_Z, I_V, I_A, I_WB, I_P };
 
 /* Per-opcode properties of the one-byte map and the 0F map. */
@@ -302,4 +304,6 @@ done:
 	i->len = f.pos;
 	if (!i->fn)
 		i->fn = insn_ud;
+	else if (!emu_no_fast_paths)
+		fast_specialize(c, i);
 }

@@ -87,6 +87,7 @@ static int emu_vcpu_init(struct vcpu *v)
 	pthread_cond_init(&ev->wake, NULL);
 	c->m = v->m;
 	c->v = v;
+	c->tlb_gen = 1;
 	v->accel = ev;
 	cpu_reset(c, v->index == 0);
 	c->lapic = lapic_new(v);
@@ -397,11 +398,11 @@ static void execute(struct emu_cpu *c)
 			return;
 		const struct block *b = lookup_block(c, &scratch_blk, &scratch);
 		const struct insn *i = b->start == UINT32_MAX ? &scratch : &c->arena[b->start];
-		const struct insn *end = i + b->n;
+		const struct insn *start = i, *end = i + b->n;
+		uint64_t mask = c->code64 ? ~0ULL : c->code32 ? 0xFFFFFFFFULL : 0xFFFFULL;
 		c->block_end = false;
 		for (; i < end; i++) {
-			uint64_t next = c->rip + i->len;
-			next = c->code64 ? next : c->code32 ? (uint32_t)next : (next & 0xFFFF);
+			uint64_t next = (c->rip + i->len) & mask;
 			c->next_rip = next;
 			c->int_shadow = false;
 			if (__builtin_expect(emu_trace_enabled, 0)) {
@@ -411,10 +412,12 @@ static void execute(struct emu_cpu *c)
 			}
 			i->fn(c, i);
 			c->rip = c->next_rip;
-			c->icount++;
-			if (c->next_rip != next || c->block_end)
+			if (c->next_rip != next || c->block_end) {
+				i++;
 				break;
+			}
 		}
+		c->icount += (uint64_t)(i - start);
 		if (__builtin_expect(--budget == 0, 0)) {
 			budget = 1024;
 			if (machine_should_stop(c->m))

@@ -132,6 +132,7 @@ void phys_write(struct emu_cpu *c, uint64_t gpa, unsigned size, uint64_t v)
 		return;
 	}
 	io_write(c->m->mmio, gpa, size, v & size_mask(size));
+	c->block_end = true;
 }
 
 /* ------------------------------------------------------------------ */
@@ -139,31 +140,25 @@ void phys_write(struct emu_cpu *c, uint64_t gpa, unsigned size, uint64_t v)
 
 void tlb_flush_all(struct emu_cpu *c, bool keep_global)
 {
+	/* Global pages are simply walked again after a CR3 write: cheaper
+	 * than keeping them, as flushes are frequent and misses are not. */
+	(void)keep_global;
 	c->block_end = true;
-	if (!keep_global) {
+	if (++c->tlb_gen >= 4096) {
 		memset(c->tlb_r, 0, sizeof(c->tlb_r));
 		memset(c->tlb_w, 0, sizeof(c->tlb_w));
 		memset(c->tlb_x, 0, sizeof(c->tlb_x));
-		return;
+		c->tlb_gen = 1;
 	}
-	struct tlb_entry *sets[3] = { &c->tlb_r[0][0], &c->tlb_w[0][0], &c->tlb_x[0][0] };
-	for (int s = 0; s < 3; s++)
-		for (unsigned k = 0; k < 2 * TLB_SIZE; k++)
-			if (!sets[s][k].global)
-				sets[s][k].tag = 0;
 }
 
 void tlb_flush_page(struct emu_cpu *c, uint64_t vaddr)
 {
-	unsigned idx = (vaddr >> 12) & (TLB_SIZE - 1);
-	c->block_end = true;
-	for (int u = 0; u < 2; u++) {
-		c->tlb_r[u][idx].tag = 0;
-		c->tlb_w[u][idx].tag = 0;
-		c->tlb_x[u][idx].tag = 0;
-	}
-	/* Large pages cover many TLB slots: be conservative. */
+	/* A 2M/1G translation fills one entry per 4K page it covers, so
+	 * INVLPG of any address in it must drop them all: with generation
+	 * tags, dropping everything is the cheap way. */
 	(void)vaddr;
+	tlb_flush_all(c, false);
 }
 
 _Noreturn static void page_fault(struct emu_cpu *c, uint64_t lin, uint32_t err)
@@ -321,7 +316,7 @@ static uint64_t translate_fill(struct emu_cpu *c, uint64_t lin, int acc)
 		return gpa;
 	unsigned idx = (lin >> 12) & (TLB_SIZE - 1);
 	struct tlb_entry e = {
-		.tag = (lin & ~0xFFFULL) | 1,
+		.tag = (lin & ~0xFFFULL) | c->tlb_gen,
 		.addend = (uintptr_t)h - (lin & ~0xFFFULL),
 		.gpa_page = w.gpa,
 		.global = w.global,
@@ -382,7 +377,7 @@ void *mem_host_ptr_rw(struct emu_cpu *c, uint64_t lin, unsigned size)
 		return NULL;
 	unsigned u = cpl_user(c);
 	struct tlb_entry *e = &c->tlb_w[u][(lin >> 12) & (TLB_SIZE - 1)];
-	if (e->tag == ((lin & ~0xFFFULL) | 1))
+	if (e->tag == ((lin & ~0xFFFULL) | c->tlb_gen))
 		return (void *)(uintptr_t)(lin + e->addend);
 	uint64_t gpa = translate_fill(c, lin, ACC_WRITE);
 	if (apic_page_hit(c, gpa))
@@ -403,7 +398,7 @@ void *mem_host_ptr_ro(struct emu_cpu *c, uint64_t lin, unsigned size)
 		return NULL;
 	unsigned u = cpl_user(c);
 	struct tlb_entry *e = &c->tlb_r[u][(lin >> 12) & (TLB_SIZE - 1)];
-	if (e->tag == ((lin & ~0xFFFULL) | 1))
+	if (e->tag == ((lin & ~0xFFFULL) | c->tlb_gen))
 		return (void *)(uintptr_t)(lin + e->addend);
 	uint64_t gpa = translate_fill(c, lin, ACC_READ);
 	if (apic_page_hit(c, gpa))
@@ -476,7 +471,7 @@ uint64_t fetch_gpa(struct emu_cpu *c, uint64_t lin)
 	lin = lin_mask(c, lin);
 	unsigned u = cpl_user(c);
 	struct tlb_entry *e = &c->tlb_x[u][(lin >> 12) & (TLB_SIZE - 1)];
-	if (e->tag == ((lin & ~0xFFFULL) | 1))
+	if (e->tag == ((lin & ~0xFFFULL) | c->tlb_gen))
 		return e->gpa_page | (lin & 0xFFF);
 	return translate_fill(c, lin, ACC_EXEC);
 }

@@ -136,6 +136,7 @@ enum {
 	MSR_MISC_ENABLE = 0x1A0, MSR_MTRR_PHYS_BASE0 = 0x200, MSR_MTRR_FIX64K = 0x250,
 	MSR_MTRR_FIX16K_80000 = 0x258, MSR_MTRR_FIX16K_A0000 = 0x259,
 	MSR_MTRR_FIX4K_C0000 = 0x268, MSR_PAT = 0x277, MSR_MTRR_DEF_TYPE = 0x2FF,
+	MSR_ARCH_CAPABILITIES = 0x10A,
 	MSR_EFER = 0xC0000080, MSR_STAR = 0xC0000081, MSR_LSTAR = 0xC0000082,
 	MSR_CSTAR = 0xC0000083, MSR_SFMASK = 0xC0000084, MSR_FS_BASE = 0xC0000100,
 	MSR_GS_BASE = 0xC0000101, MSR_KERNEL_GS_BASE = 0xC0000102, MSR_TSC_AUX = 0xC0000103,
@@ -181,6 +182,15 @@ int msr_read(struct emu_cpu *c, uint32_t msr, uint64_t *v)
 	switch (msr) {
 	case MSR_TSC: *v = cpu_tsc(c); return 0;
 	case MSR_PLATFORM_ID: *v = 0; return 0;
+	case MSR_ARCH_CAPABILITIES:
+		/* This CPU has none of the speculative-execution leaks (no
+		 * speculation at all), so the guest skips their costly
+		 * mitigations, e.g. page-table isolation on every kernel entry:
+		 * RDCL_NO, SKIP_L1DFL_VMENTRY, SSB_NO, MDS_NO, PSCHANGE_MC_NO,
+		 * TAA_NO, SBDR_SSDP_NO, FBSDP_NO, PSDP_NO, GDS_NO, RFDS_NO. */
+		*v = 1 << 0 | 1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 8 | 1 << 13 | 1 << 14 | 1 << 15 |
+		     1 << 26 | 1 << 27;
+		return 0;
 	case MSR_FEATURE_CONTROL: *v = feature_control_value; return 0;
 	case MSR_BIOS_SIGN_ID: *v = 0; return 0;
 	case MSR_PLATFORM_INFO: *v = (uint64_t)(GUEST_TSC_KHZ / 100000) << 8; return 0;
@@ -323,8 +333,10 @@ void do_cpuid(struct emu_cpu *c)
 		a = 1 << 2; /* ARAT: the APIC timer keeps running */
 		break;
 	case 7:
-		if (sub == 0)
-			b = 1 << 9; /* ERMS: REP MOVSB/STOSB are the fast paths */
+		if (sub == 0) {
+			b = 1 << 9;   /* ERMS: REP MOVSB/STOSB are the fast paths */
+			d = 1u << 29; /* IA32_ARCH_CAPABILITIES */
+		}
 		break;
 	case 0xB:
 		if (sub == 0) {
@@ -417,6 +429,7 @@ void port_out(struct emu_cpu *c, uint16_t port, unsigned size, uint64_t v)
 {
 	io_permission(c, port, size);
 	io_write(c->m->pio, port, size, v & size_mask(size));
+	c->block_end = true; /* the device may have stopped the VM or raised an interrupt */
 }
 
 /* ------------------------------------------------------------------ */

@@ -1,0 +1,192 @@
+/* Specialised handlers for the commonest instruction forms. The decoder
+ * picks one when the operands allow (register forms, 32/64-bit operand
+ * size, flat memory), so the hot path skips the generic operand plumbing.
+ * Each must behave exactly like the generic handler it replaces (the
+ * differential tests run both: see tests/diff). */
+#include "accel/emu/alu.h"
+#include "accel/emu/cpu.h"
+
+/* MOV r/m, r and MOV r, r/m, register forms */
+static void mov_rr64(struct emu_cpu *c, const struct insn *i)
+{
+	c->r[i->op == 0x89 ? i->rm : i->reg] = c->r[i->op == 0x89 ? i->reg : i->rm];
+}
+
+static void mov_rr32(struct emu_cpu *c, const struct insn *i)
+{
+	c->r[i->op == 0x89 ? i->rm : i->reg] = (uint32_t)c->r[i->op == 0x89 ? i->reg : i->rm];
+}
+
+static void mov_store(struct emu_cpu *c, const struct insn *i)
+{
+	mem_write(c, i->seg, insn_ea(c, i), i->osize, c->r[i->reg]);
+}
+
+static void mov_load64(struct emu_cpu *c, const struct insn *i)
+{
+	c->r[i->reg] = mem_read(c, i->seg, insn_ea(c, i), 8);
+}
+
+static void mov_load32(struct emu_cpu *c, const struct insn *i)
+{
+	c->r[i->reg] = mem_read(c, i->seg, insn_ea(c, i), 4);
+}
+
+/* ALU reg, reg (00-3F with mod 3, osize 4/8): no locking, no memory */
+static void alu_rr(struct emu_cpu *c, const struct insn *i)
+{
+	unsigned kind = (i->op >> 3) & 7, size = i->osize;
+	unsigned dst = (i->op & 2) ? i->reg : i->rm, src = (i->op & 2) ? i->rm : i->reg;
+	uint64_t r = alu(c, kind, size, c->r[dst], c->r[src]);
+	if (kind != ALU_CMP)
+		c->r[dst] = r; /* size 4 results are already zero-extended */
+}
+
+/* ALU reg, imm (81/83 with mod 3, osize 4/8) */
+static void alu_ri(struct emu_cpu *c, const struct insn *i)
+{
+	unsigned kind = i->reg & 7;
+	uint64_t r = alu(c, kind, i->osize, c->r[i->rm], i->imm);
+	if (kind != ALU_CMP)
+		c->r[i->rm] = r;
+}
+
+/* ALU reg, [mem] (03, 0B, 13, ... 3B with a memory operand, osize 4/8) */
+static void alu_rm(struct emu_cpu *c, const struct insn *i)
+{
+	unsigned kind = (i->op >> 3) & 7;
+	uint64_t b = mem_read(c, i->seg, insn_ea(c, i), i->osize);
+	uint64_t r = alu(c, kind, i->osize, c->r[i->reg], b);
+	if (kind != ALU_CMP)
+		c->r[i->reg] = r;
+}
+
+/* TEST reg, reg (85 mod 3) */
+static void test_rr(struct emu_cpu *c, const struct insn *i)
+{
+	alu(c, ALU_AND, i->osize, c->r[i->rm], c->r[i->reg]);
+}
+
+static void push64(struct emu_cpu *c, const struct insn *i)
+{
+	unsigned r = (i->op & 7) | ((i->rex & 1) << 3);
+	uint64_t sp = c->r[R_RSP] - 8;
+	mem_write_lin(c, sp, 8, c->r[r]);
+	c->r[R_RSP] = sp;
+}
+
+static void pop64(struct emu_cpu *c, const struct insn *i)
+{
+	unsigned r = (i->op & 7) | ((i->rex & 1) << 3);
+	uint64_t sp = c->r[R_RSP];
+	uint64_t v = mem_read_lin(c, sp, 8);
+	c->r[R_RSP] = sp + 8;
+	c->r[r] = v;
+}
+
+static void lea64(struct emu_cpu *c, const struct insn *i)
+{
+	c->r[i->reg] = insn_ea(c, i);
+}
+
+static void lea32(struct emu_cpu *c, const struct insn *i)
+{
+	c->r[i->reg] = (uint32_t)insn_ea(c, i);
+}
+
+static inline uint64_t canonical_target(struct emu_cpu *c, uint64_t t)
+{
+	if (__builtin_expect((uint64_t)((int64_t)(t << 16) >> 16) != t, 0))
+		raise_gp0(c);
+	return t;
+}
+
+static void jcc_64(struct emu_cpu *c, const struct insn *i)
+{
+	if (cond_true(c, i->op & 15))
+		c->next_rip = canonical_target(c, c->next_rip + i->imm);
+}
+
+static void call64(struct emu_cpu *c, const struct insn *i)
+{
+	uint64_t t = canonical_target(c, c->next_rip + i->imm);
+	uint64_t sp = c->r[R_RSP] - 8;
+	mem_write_lin(c, sp, 8, c->next_rip);
+	c->r[R_RSP] = sp;
+	c->next_rip = t;
+}
+
+static void ret64(struct emu_cpu *c, const struct insn *i)
+{
+	uint64_t sp = c->r[R_RSP];
+	uint64_t t = mem_read_lin(c, sp, 8);
+	jump_near(c, t, 8);
+	c->r[R_RSP] = sp + 8;
+}
+
+void fast_specialize(struct emu_cpu *c, struct insn *i)
+{
+	bool wide = i->osize == 4 || i->osize == 8;
+	/* flat: 64-bit mode, where DS/ES/SS bases are 0 (FS/GS keep theirs) */
+	if (!c->code64)
+		return;
+	if (i->map == 0) {
+		uint8_t op = i->op;
+		if ((op == 0x89 || op == 0x8B) && i->mod == 3 && wide && !(i->pfx & PFX_LOCK)) {
+			i->fn = i->osize == 8 ? mov_rr64 : mov_rr32;
+			return;
+		}
+		if (op == 0x89 && i->mod != 3 && wide && !(i->pfx & PFX_LOCK)) {
+			i->fn = mov_store;
+			return;
+		}
+		if (op == 0x8B && i->mod != 3 && wide) {
+			i->fn = i->osize == 8 ? mov_load64 : mov_load32;
+			return;
+		}
+		if (op < 0x40 && (op & 7) < 4 && (op & 1) && wide && !(i->pfx & PFX_LOCK)) {
+			if (i->mod == 3) {
+				i->fn = alu_rr;
+				return;
+			}
+			if (op & 2) {
+				i->fn = alu_rm;
+				return;
+			}
+		}
+		if ((op == 0x81 || op == 0x83) && i->mod == 3 && wide) {
+			i->fn = alu_ri;
+			return;
+		}
+		if (op == 0x85 && i->mod == 3 && wide) {
+			i->fn = test_rr;
+			return;
+		}
+		if (op >= 0x50 && op <= 0x57 && i->osize == 8) {
+			i->fn = push64;
+			return;
+		}
+		if (op >= 0x58 && op <= 0x5F && i->osize == 8) {
+			i->fn = pop64;
+			return;
+		}
+		if (op == 0x8D && i->mod != 3 && wide) {
+			i->fn = i->osize == 8 ? lea64 : lea32;
+			return;
+		}
+		if (op >= 0x70 && op <= 0x7F) {
+			i->fn = jcc_64;
+			return;
+		}
+		if (op == 0xE8) {
+			i->fn = call64;
+			return;
+		}
+		if (op == 0xC3) {
+			i->fn = ret64;
+			return;
+		}
+	} else if (i->map == 1 && i->op >= 0x80 && i->op <= 0x8F) {
+		i->fn = jcc_64;
+	}
+}
