@@ -239,7 +239,10 @@ int main(int argc, char **argv)
 				memcpy(&c->xmm[x], in.xmm[x], 16);
 			c->mxcsr = 0x1F80;
 			tlb_flush_all(c, false);
-			int evec = emu_test_step(&m->vcpus[0]);
+			/* a form may be a short sequence (flag producer + consumer) */
+			int evec = -1;
+			for (int steps = 0; steps < 8 && evec < 0 && c->rip != CODE_ADDR + form->len; steps++)
+				evec = emu_test_step(&m->vcpus[0]);
 			memcpy(emu.gpr, c->r, sizeof(emu.gpr));
 			emu.rflags = get_rflags(c);
 			for (int x = 0; x < 16; x++)

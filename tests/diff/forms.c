@@ -578,6 +578,40 @@ static void gen_sse_fp(void)
 	}
 }
 
+/* Flag producer followed by a flag consumer: exercises the lazy-flag
+ * evaluation after each kind of producer (the single-instruction forms
+ * start from materialised flags). */
+static void gen_flag_pairs(void)
+{
+	static const struct { const char *n; const char *opc; int reg; } prod[] = {
+		{ "add", "01", 1 }, { "sub", "29", 1 }, { "and", "21", 1 }, { "or", "09", 1 },
+		{ "xor", "31", 1 }, { "cmp", "39", 1 }, { "adc", "11", 1 }, { "sbb", "19", 1 },
+		{ "test", "85", 1 }, { "inc", "FF", 0 }, { "dec", "FF", 1 }, { "neg", "F7", 3 },
+	};
+	for (unsigned k = 0; k < sizeof(prod) / sizeof(prod[0]); k++)
+		for (int size = 1; size <= 8; size *= 8)
+			for (int cc = 0; cc < 16; cc++) {
+				struct diff_form *f = newf("%s%s+set%x", prod[k].n, sz(size), cc);
+				char o[16];
+				snprintf(o, sizeof(o), "%s", prod[k].opc);
+				if (size == 1) {
+					unsigned b;
+					sscanf(o, "%2x", &b);
+					snprintf(o, sizeof(o), "%02X", b & ~1u);
+				}
+				/* rax op= rcx (or unary on rax) */
+				enc(f, 0, size, o, prod[k].reg, 0, false);
+				if (prod[k].opc[0] == 'F')
+					f->bytes[f->len - 1] = (uint8_t)(0xC0 | (prod[k].reg << 3));
+				else
+					f->bytes[f->len - 1] = 0xC8; /* mod 3, reg rcx, rm rax */
+				emit(f, 0x0F);
+				emit(f, 0x90 + cc);
+				emit(f, 0xC2); /* setcc dl */
+				f->size = (uint8_t)size;
+			}
+}
+
 const struct diff_form *diff_forms(unsigned *n)
 {
 	if (!nforms) {
@@ -590,6 +624,7 @@ const struct diff_form *diff_forms(unsigned *n)
 		gen_strings();
 		gen_sse_int();
 		gen_sse_fp();
+		gen_flag_pairs();
 	}
 	*n = nforms;
 	return forms;

@@ -61,6 +61,76 @@ static void alu_rm(struct emu_cpu *c, const struct insn *i)
 		c->r[i->reg] = r;
 }
 
+/* The same, specialised per operation and size (no dispatch on the kind):
+ * ADD, OR, AND, SUB, XOR, CMP on 32/64-bit operands. */
+#define ALU_SET_FLAGS(CC, SIZE)                                                \
+	do {                                                                   \
+		c->cc_op = (CC);                                               \
+		c->cc_a = a;                                                   \
+		c->cc_b = b;                                                   \
+		c->cc_res = r;                                                 \
+		c->cc_size = (SIZE);                                           \
+	} while (0)
+
+#define DEF_ALU(NAME, EXPR, CC, WRITE, SIZE, T)                                        \
+	static void rr_##NAME##SIZE(struct emu_cpu *c, const struct insn *i)           \
+	{                                                                              \
+		unsigned dst = (i->op & 2) ? i->reg : i->rm, src = (i->op & 2) ? i->rm : i->reg; \
+		uint64_t a = (T)c->r[dst], b = (T)c->r[src], r = (T)(EXPR);            \
+		ALU_SET_FLAGS(CC, SIZE);                                               \
+		if (WRITE)                                                             \
+			c->r[dst] = r;                                                 \
+	}                                                                              \
+	static void ri_##NAME##SIZE(struct emu_cpu *c, const struct insn *i)           \
+	{                                                                              \
+		uint64_t a = (T)c->r[i->rm], b = (T)i->imm, r = (T)(EXPR);             \
+		ALU_SET_FLAGS(CC, SIZE);                                               \
+		if (WRITE)                                                             \
+			c->r[i->rm] = r;                                               \
+	}                                                                              \
+	static void rm_##NAME##SIZE(struct emu_cpu *c, const struct insn *i)           \
+	{                                                                              \
+		uint64_t a = (T)c->r[i->reg];                                          \
+		uint64_t b = (T)mem_read(c, i->seg, insn_ea(c, i), SIZE), r = (T)(EXPR); \
+		ALU_SET_FLAGS(CC, SIZE);                                               \
+		if (WRITE)                                                             \
+			c->r[i->reg] = r;                                              \
+	}
+
+#define DEF_ALU_SIZES(NAME, EXPR, CC, WRITE)          \
+	DEF_ALU(NAME, EXPR, CC, WRITE, 4, uint32_t)   \
+	DEF_ALU(NAME, EXPR, CC, WRITE, 8, uint64_t)
+
+DEF_ALU_SIZES(add, a + b, CC_ADD, 1)
+DEF_ALU_SIZES(or, a | b, CC_LOGIC, 1)
+DEF_ALU_SIZES(and, a & b, CC_LOGIC, 1)
+DEF_ALU_SIZES(sub, a - b, CC_SUB, 1)
+DEF_ALU_SIZES(xor, a ^ b, CC_LOGIC, 1)
+DEF_ALU_SIZES(cmp, a - b, CC_SUB, 0)
+
+/* [kind][size == 8] for the kinds above; NULL: use the generic one */
+static const insn_fn alu_rr_fast[8][2] = {
+	[ALU_ADD] = { rr_add4, rr_add8 }, [ALU_OR] = { rr_or4, rr_or8 },
+	[ALU_AND] = { rr_and4, rr_and8 }, [ALU_SUB] = { rr_sub4, rr_sub8 },
+	[ALU_XOR] = { rr_xor4, rr_xor8 }, [ALU_CMP] = { rr_cmp4, rr_cmp8 },
+};
+static const insn_fn alu_ri_fast[8][2] = {
+	[ALU_ADD] = { ri_add4, ri_add8 }, [ALU_OR] = { ri_or4, ri_or8 },
+	[ALU_AND] = { ri_and4, ri_and8 }, [ALU_SUB] = { ri_sub4, ri_sub8 },
+	[ALU_XOR] = { ri_xor4, ri_xor8 }, [ALU_CMP] = { ri_cmp4, ri_cmp8 },
+};
+static const insn_fn alu_rm_fast[8][2] = {
+	[ALU_ADD] = { rm_add4, rm_add8 }, [ALU_OR] = { rm_or4, rm_or8 },
+	[ALU_AND] = { rm_and4, rm_and8 }, [ALU_SUB] = { rm_sub4, rm_sub8 },
+	[ALU_XOR] = { rm_xor4, rm_xor8 }, [ALU_CMP] = { rm_cmp4, rm_cmp8 },
+};
+
+static insn_fn pick(const insn_fn t[8][2], unsigned kind, unsigned osize, insn_fn generic)
+{
+	insn_fn f = t[kind][osize == 8];
+	return f ? f : generic;
+}
+
 /* TEST reg, reg (85 mod 3) */
 static void test_rr(struct emu_cpu *c, const struct insn *i)
 {
@@ -146,16 +216,16 @@ void fast_specialize(struct emu_cpu *c, struct insn *i)
 		}
 		if (op < 0x40 && (op & 7) < 4 && (op & 1) && wide && !(i->pfx & PFX_LOCK)) {
 			if (i->mod == 3) {
-				i->fn = alu_rr;
+				i->fn = pick(alu_rr_fast, (op >> 3) & 7, i->osize, alu_rr);
 				return;
 			}
 			if (op & 2) {
-				i->fn = alu_rm;
+				i->fn = pick(alu_rm_fast, (op >> 3) & 7, i->osize, alu_rm);
 				return;
 			}
 		}
 		if ((op == 0x81 || op == 0x83) && i->mod == 3 && wide) {
-			i->fn = alu_ri;
+			i->fn = pick(alu_ri_fast, i->reg & 7, i->osize, alu_ri);
 			return;
 		}
 		if (op == 0x85 && i->mod == 3 && wide) {

@@ -86,6 +86,20 @@ bool cond_true(struct emu_cpu *c, unsigned cc)
 		case 7: r = sa <= sb; goto done;           /* LE */
 		default: break;
 		}
+	} else if (c->cc_op == CC_LOGIC) {
+		/* after AND/OR/XOR/TEST: CF = OF = 0 */
+		uint64_t m = size_mask(c->cc_size), res = c->cc_res & m;
+		bool sf = (res >> (c->cc_size * 8 - 1)) & 1;
+		switch (cc >> 1) {
+		case 0: r = false; goto done;              /* O */
+		case 1: r = false; goto done;              /* B */
+		case 2: r = res == 0; goto done;           /* E */
+		case 3: r = res == 0; goto done;           /* BE */
+		case 4: r = sf; goto done;                 /* S */
+		case 6: r = sf; goto done;                 /* L */
+		case 7: r = res == 0 || sf; goto done;     /* LE */
+		default: break;
+		}
 	} else if ((cc >> 1) == 2 && c->cc_op != CC_EAGER) {
 		r = (c->cc_res & size_mask(c->cc_size)) == 0;
 		goto done;
