@@ -24,7 +24,7 @@
 #include "nbd/server.h"
 
 #define SIZE (1u << 20)
-#define SESSIONS 2000
+#define SESSIONS 1000
 
 static char dir[64], path[128];
 static struct blockdev *bd;
