@@ -9,7 +9,11 @@ void machine_request_stop(struct machine *m, enum vm_run_state why, int exit_cod
 	if (__atomic_compare_exchange_n(&m->run_state, &expected, (int)why, false,
 					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		m->exit_code = exit_code;
-	} else if (why == VM_STOP_ERROR && expected == VM_STOP_RESET) {
+	} else if (expected == VM_STOP_RESET && why != VM_STOP_RESET) {
+		/* A reset only restarts the VM if nothing more final came in:
+		 * an error, a power-off or a stop asked by the user (signal,
+		 * Ctrl-a x) wins, or a guest that triple-faults in a loop
+		 * could never be stopped. */
 		m->exit_code = exit_code;
 		__atomic_store_n(&m->run_state, (int)why, __ATOMIC_RELEASE);
 	}

@@ -111,7 +111,7 @@ void machine_on_teardown(struct machine *m, void (*fn)(void *opaque), void *opaq
 void machine_run_teardown(struct machine *m);
 
 /* Requests that all vCPUs stop with this state (first request wins,
- * except that an error overrides a reset). Thread-safe. */
+ * except that any other request overrides a pending reset). Thread-safe. */
 void machine_request_stop(struct machine *m, enum vm_run_state why, int exit_code);
 static inline bool machine_should_stop(struct machine *m)
 {
