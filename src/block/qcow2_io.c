@@ -377,6 +377,34 @@ static int free_entry(struct qcow2 *s, uint64_t e)
 	}
 }
 
+/* Drops the references of n old entries (0 = none), one refcount update
+ * per host-contiguous run of standard clusters. */
+static int free_entries(struct qcow2 *s, const uint64_t *old, uint64_t n)
+{
+	uint64_t cs = s->cluster_size, run = 0, len = 0;
+	int ret = 0;
+	for (uint64_t i = 0; i < n && !ret; i++) {
+		uint64_t e = old[i], h = e & QCOW2_L2E_OFFSET_MASK;
+		if (!e)
+			continue;
+		if ((e & QCOW2_OFLAG_COMPRESSED) || !h) {
+			ret = free_entry(s, e);
+			continue;
+		}
+		if (len && h == run + len) {
+			len += cs;
+			continue;
+		}
+		if (len)
+			ret = qcow2_update_refcount(s, run, len, -1);
+		run = h;
+		len = cs;
+	}
+	if (!ret && len)
+		ret = qcow2_update_refcount(s, run, len, -1);
+	return ret;
+}
+
 /* The current content of one guest cluster, for merging a partial write. */
 static int old_cluster(struct qcow2 *s, uint64_t e, uint64_t guest_off, uint8_t *dst)
 {
@@ -567,8 +595,8 @@ static int64_t write_run(struct qcow2 *s, const uint8_t *buf, uint64_t len, uint
 	for (uint64_t i = 0; i < got; i++)
 		be64_put(t + 8 * (idx + i), (host + i * cs) | QCOW2_OFLAG_COPIED);
 	ret = write_l2_entries(s, l2_off, t, idx, got);
-	for (uint64_t i = 0; !ret && i < got; i++)
-		ret = free_entry(s, old[i]);
+	if (!ret)
+		ret = free_entries(s, old, got);
 out:
 	inflight_del(s, slot);
 	free(old);
@@ -660,9 +688,8 @@ static int zero_clusters(struct qcow2 *s, uint64_t off, uint64_t len, int mode)
 		}
 		if (changed)
 			ret = write_l2_entries(s, l2_off, t, idx, n);
-		for (uint64_t i = 0; !ret && i < n; i++)
-			if (old[i])
-				ret = free_entry(s, old[i]);
+		if (!ret)
+			ret = free_entries(s, old, n);
 		free(old);
 		if (ret < 0)
 			return ret;
