@@ -120,6 +120,16 @@ void ioapic_eoi(struct ioapic *io, uint8_t vector)
 	pthread_mutex_unlock(&io->lock);
 }
 
+int ioapic_pin_vector(struct ioapic *io, unsigned pin)
+{
+	if (pin >= IOAPIC_PINS)
+		return -1;
+	pthread_mutex_lock(&io->lock);
+	uint64_t e = io->rte[pin];
+	pthread_mutex_unlock(&io->lock);
+	return (e & RTE_MASKED) ? -1 : (int)RTE_VECTOR(e);
+}
+
 static uint32_t read_indirect(struct ioapic *io)
 {
 	uint32_t idx = io->select;

@@ -16,6 +16,8 @@ void ioapic_reset(struct ioapic *io);
 void ioapic_set_irq(struct ioapic *io, unsigned pin, int level);
 /* A local APIC EOI of a level-triggered vector (broadcast EOI). */
 void ioapic_eoi(struct ioapic *io, uint8_t vector);
+/* The vector of an unmasked pin, else -1. */
+int ioapic_pin_vector(struct ioapic *io, unsigned pin);
 /* MMIO ops, exposed for tests. */
 uint64_t ioapic_mmio_read(void *opaque, uint64_t offset, unsigned size);
 void ioapic_mmio_write(void *opaque, uint64_t offset, unsigned size, uint64_t value);

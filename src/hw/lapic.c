@@ -10,6 +10,7 @@
 #include "hw/clock.h"
 #include "hw/ioapic.h"
 #include "hw/pic.h"
+#include "hw/platform.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "machine/layout.h"
@@ -610,6 +611,8 @@ int lapic_get_interrupt(struct lapic *l)
 		bit_set(l->isr, (unsigned)v);
 	}
 	pthread_mutex_unlock(&l->lock);
+	if (v >= 0)
+		platform_vector_acked(l->m, (uint8_t)v);
 	return v;
 }
 

@@ -9,6 +9,7 @@
 #include "hw/pic.h"
 #include "hw/io.h"
 #include "hw/lapic.h"
+#include "hw/platform.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "machine/layout.h"
@@ -172,6 +173,7 @@ int pic_acknowledge(struct pic *p)
 	pthread_mutex_lock(&p->lock);
 	int vector;
 	int ir = chip_request(master, true);
+	bool irq0 = ir == 0;
 	if (ir < 0) {
 		vector = master->vector_base | 7; /* spurious IRQ7 */
 	} else {
@@ -190,6 +192,8 @@ int pic_acknowledge(struct pic *p)
 	}
 	bool out = update(p);
 	finish(p, out);
+	if (irq0)
+		platform_isa_irq_acked(p->m, 0);
 	return vector;
 }
 
@@ -302,7 +306,7 @@ static uint8_t chip_poll(struct pic *p, unsigned idx)
 uint8_t pic_port_read(struct pic *p, uint16_t port)
 {
 	uint8_t v = 0xFF;
-	bool out = false;
+	bool out = false, irq0 = false;
 	pthread_mutex_lock(&p->lock);
 	switch (port) {
 	case PORT_PIC_MASTER:
@@ -312,6 +316,7 @@ uint8_t pic_port_read(struct pic *p, uint16_t port)
 		if (c->poll) {
 			v = chip_poll(p, idx);
 			out = update(p);
+			irq0 = idx == 0 && v == 0x80;
 		} else {
 			v = c->read_isr ? c->isr : c->irr;
 		}
@@ -327,6 +332,8 @@ uint8_t pic_port_read(struct pic *p, uint16_t port)
 		break;
 	}
 	finish(p, out);
+	if (irq0)
+		platform_isa_irq_acked(p->m, 0);
 	return v;
 }
 

@@ -51,7 +51,20 @@ struct pit {
 	uint8_t port61;        /* bits 0-3 as written */
 	bool own_port61;
 	struct hw_timer *timer;
+	/* Re-injection of channel 0 ticks (periodic modes): a guest that
+	 * counts ticks must not lose the ones that came while its vCPU was
+	 * descheduled. One tick is in flight until the CPU acknowledges it
+	 * (pit_tick_acked); ticks due meanwhile are owed and sent one per
+	 * acknowledgement. */
+	uint32_t owed;
+	bool in_flight;
+	uint64_t in_flight_since;
 };
+
+/* At most this many ticks are owed; a tick unacknowledged for longer than
+ * IN_FLIGHT_MAX_NS means nobody listens (masked): stop owing. */
+#define OWED_MAX          1000
+#define IN_FLIGHT_MAX_NS  1000000000ULL
 
 static uint32_t modulus(const struct pit_channel *c)
 {
@@ -199,18 +212,61 @@ static void pit_timer_fired(void *opaque)
 	if (c->loaded && c->running) {
 		uint64_t edges = rising_edges(c, elapsed(c, now));
 		if (edges > c->irq_edges) {
-			/* Edges the host slept through are merged into one. */
-			fire = true;
+			uint64_t due = edges - c->irq_edges;
 			c->irq_edges = edges;
 			/* Keep the interrupt rate sane for tiny counts: the
 			 * next interrupt comes MIN_IRQ_PERIOD_NS later at the
-			 * earliest. */
+			 * earliest (and those are not owed). */
 			uint64_t min_edges = ns_to_ticks(MIN_IRQ_PERIOD_NS) / c->reload;
-			if (periodic(c) && min_edges > 1)
+			if (periodic(c) && min_edges > 1) {
 				c->irq_edges += min_edges - 1;
+				due = 1;
+			}
+			if (!periodic(c)) {
+				fire = true;
+			} else {
+				if (p->in_flight && now - p->in_flight_since > IN_FLIGHT_MAX_NS) {
+					p->in_flight = false; /* nobody acknowledges */
+					p->owed = 0;
+				}
+				if (!p->in_flight) {
+					fire = true;
+					p->in_flight = true;
+					p->in_flight_since = now;
+					due--;
+				}
+				p->owed = (uint32_t)MIN((uint64_t)p->owed + due, OWED_MAX);
+			}
 		}
 	}
 	arm_channel0(p);
+	pthread_mutex_unlock(&p->lock);
+	if (fire) {
+		platform_set_irq(p->m, 2, 1);
+		platform_set_irq(p->m, 2, 0);
+	}
+}
+
+/* A new count or mode on channel 0: ticks of the old one are not owed. */
+static void forget_owed(struct pit *p)
+{
+	p->owed = 0;
+	p->in_flight = false;
+}
+
+void pit_tick_acked(struct pit *p)
+{
+	pthread_mutex_lock(&p->lock);
+	bool fire = false;
+	if (p->in_flight) {
+		p->in_flight = false;
+		if (p->owed) {
+			p->owed--;
+			p->in_flight = true;
+			p->in_flight_since = clock_ns();
+			fire = true;
+		}
+	}
 	pthread_mutex_unlock(&p->lock);
 	if (fire) {
 		platform_set_irq(p->m, 2, 1);
@@ -229,6 +285,8 @@ static void start_count(struct pit *p, unsigned idx, uint64_t now)
 	c->frozen_ticks = 0;
 	c->irq_edges = 0;
 	c->start_ns = now;
+	if (idx == 0)
+		forget_owed(p);
 	/* Modes 1 and 5 wait for a gate trigger; the others need the gate. */
 	c->running = c->gate && c->mode != 1 && c->mode != 5;
 	if (idx == 0)
@@ -329,8 +387,10 @@ static void write_control(struct pit *p, uint8_t v, uint64_t now)
 	c->write_hi_next = c->read_hi_next = false;
 	c->count_latched = c->status_latched = false;
 	c->frozen_ticks = 0;
-	if (sel == 0)
+	if (sel == 0) {
+		forget_owed(p);
 		arm_channel0(p);
+	}
 }
 
 static uint8_t read_data(struct pit_channel *c, uint64_t now)
@@ -469,6 +529,7 @@ void pit_reset(struct pit *p)
 		};
 	}
 	p->port61 = 0;
+	forget_owed(p);
 	hw_timer_disarm(p->timer);
 	pthread_mutex_unlock(&p->lock);
 }

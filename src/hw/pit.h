@@ -15,6 +15,9 @@ struct pit;
 struct pit *pit_new(struct machine *m);   /* registers its ports */
 void pit_free(struct pit *p);
 void pit_reset(struct pit *p);
+/* The CPU acknowledged ISA IRQ0 (INTA on the PIC, or the IOAPIC pin 2
+ * vector taken by a LAPIC): sends the next owed tick, if any. */
+void pit_tick_acked(struct pit *p);
 /* Port ops, exposed for tests: port is the absolute I/O port. */
 uint8_t pit_port_read(struct pit *p, uint16_t port);
 void pit_port_write(struct pit *p, uint16_t port, uint8_t value);

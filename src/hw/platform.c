@@ -51,6 +51,18 @@ void platform_set_irq(struct machine *m, unsigned gsi, int level)
 		pic_set_irq(m->pic, isa_irq, level);
 }
 
+void platform_isa_irq_acked(struct machine *m, unsigned irq)
+{
+	if (irq == 0 && m->pit)
+		pit_tick_acked(m->pit);
+}
+
+void platform_vector_acked(struct machine *m, uint8_t vector)
+{
+	if (m->pit && m->ioapic && ioapic_pin_vector(m->ioapic, 2) == vector)
+		pit_tick_acked(m->pit);
+}
+
 /* MSI address: 0xFEE in bits 31:20, destination ID 19:12, redirection hint
  * bit 3, destination mode bit 2. Data: vector 7:0, delivery mode 10:8,
  * level (assert) bit 14, trigger mode bit 15. (SDM 10.11.) */

@@ -24,4 +24,9 @@ void platform_set_irq(struct machine *m, unsigned gsi, int level);
  * data (vector 7:0, delivery mode 10:8, level 14, trigger 15). Thread-safe. */
 void platform_send_msi(struct machine *m, uint64_t addr, uint32_t data);
 
+/* The CPU acknowledged an interrupt: ISA IRQ irq through the PIC, or
+ * vector through a LAPIC. The PIT re-injects owed ticks on these. */
+void platform_isa_irq_acked(struct machine *m, unsigned irq);
+void platform_vector_acked(struct machine *m, uint8_t vector);
+
 #endif
