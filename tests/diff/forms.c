@@ -578,6 +578,14 @@ static void gen_sse_fp(void)
 	}
 }
 
+/* After a shift by CL, SETcc of a condition that reads an undefined flag
+ * (OF for counts above 1) gives an undefined result. */
+static bool shift_setcc_undef(const struct diff_form *f, const uint64_t *gpr, int r)
+{
+	unsigned cc = f->bytes[f->len - 2] - 0x90;
+	return r == R_RDX && (shift_undef(f, gpr, 0) & FL_OF) && (cc >> 1 == 0 || cc >> 1 >= 6);
+}
+
 /* Flag producer followed by a flag consumer: exercises the lazy-flag
  * evaluation after each kind of producer (the single-instruction forms
  * start from materialised flags). */
@@ -587,6 +595,7 @@ static void gen_flag_pairs(void)
 		{ "add", "01", 1 }, { "sub", "29", 1 }, { "and", "21", 1 }, { "or", "09", 1 },
 		{ "xor", "31", 1 }, { "cmp", "39", 1 }, { "adc", "11", 1 }, { "sbb", "19", 1 },
 		{ "test", "85", 1 }, { "inc", "FF", 0 }, { "dec", "FF", 1 }, { "neg", "F7", 3 },
+		{ "shl", "D3", 4 }, { "shr", "D3", 5 }, { "sar", "D3", 7 }, { "rol", "D3", 0 }, { "ror", "D3", 1 },
 	};
 	for (unsigned k = 0; k < sizeof(prod) / sizeof(prod[0]); k++)
 		for (int size = 1; size <= 8; size *= 8)
@@ -601,7 +610,8 @@ static void gen_flag_pairs(void)
 				}
 				/* rax op= rcx (or unary on rax) */
 				enc(f, 0, size, o, prod[k].reg, 0, false);
-				if (prod[k].opc[0] == 'F')
+				bool shift = prod[k].opc[0] == 'D';
+				if (prod[k].opc[0] == 'F' || shift)
 					f->bytes[f->len - 1] = (uint8_t)(0xC0 | (prod[k].reg << 3));
 				else
 					f->bytes[f->len - 1] = 0xC8; /* mod 3, reg rcx, rm rax */
@@ -609,6 +619,11 @@ static void gen_flag_pairs(void)
 				emit(f, 0x90 + cc);
 				emit(f, 0xC2); /* setcc dl */
 				f->size = (uint8_t)size;
+				if (shift) {
+					f->kind = (uint8_t)(prod[k].reg | 0x10);
+					f->undef_flags_fn = shift_undef;
+					f->undef_result = shift_setcc_undef;
+				}
 			}
 }
 

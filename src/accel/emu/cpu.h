@@ -49,6 +49,7 @@ enum {
 enum cc_op {
 	CC_EAGER,   /* cc_res holds the flags themselves */
 	CC_ADD, CC_ADC, CC_SUB, CC_SBB, CC_LOGIC, CC_INC, CC_DEC,
+	CC_SHIFT,   /* SHL/SHR/SAR: CF in cc_carry, OF in cc_b, AF clear */
 };
 
 /* Page-fault error code bits. */

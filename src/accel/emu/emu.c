@@ -366,6 +366,50 @@ static const struct block *lookup_block(struct emu_cpu *c, struct block *scratch
 	return b;
 }
 
+/* Guest RIP samples (XVM_EMU_STATS=1), one every 1024 blocks: where the
+ * guest spends its time, printed as the most frequent RIPs at exit. */
+#define STATS_SAMPLES 65536
+static __thread uint64_t stats_rip[STATS_SAMPLES];
+static __thread unsigned stats_n;
+
+static void stats_sample(struct emu_cpu *c)
+{
+	if (stats_n < STATS_SAMPLES)
+		stats_rip[stats_n++] = c->rip;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void stats_dump(unsigned index)
+{
+	qsort(stats_rip, stats_n, sizeof(stats_rip[0]), cmp_u64);
+	uint64_t top_rip[10] = { 0 };
+	unsigned top_n[10] = { 0 };
+	for (unsigned k = 0; k < stats_n;) {
+		unsigned j = k;
+		while (j < stats_n && stats_rip[j] == stats_rip[k])
+			j++;
+		unsigned n = j - k;
+		for (int t = 0; t < 10; t++) {
+			if (n > top_n[t]) {
+				memmove(&top_n[t + 1], &top_n[t], (9 - t) * sizeof(top_n[0]));
+				memmove(&top_rip[t + 1], &top_rip[t], (9 - t) * sizeof(top_rip[0]));
+				top_n[t] = n;
+				top_rip[t] = stats_rip[k];
+				break;
+			}
+		}
+		k = j;
+	}
+	fprintf(stderr, "vcpu%u: %u RIP samples, most frequent:\n", index, stats_n);
+	for (int t = 0; t < 10 && top_n[t]; t++)
+		fprintf(stderr, "  %016llx %u\n", (unsigned long long)top_rip[t], top_n[t]);
+}
+
 /* Trace ring (XVM_EMU_TRACE=1): the last instructions, printed on stop. */
 #define TRACE_RING 64
 static __thread struct { uint64_t rip; uint8_t bytes[8]; } trace_ring[TRACE_RING];
@@ -420,6 +464,8 @@ static void execute(struct emu_cpu *c)
 		c->icount += (uint64_t)(i - start);
 		if (__builtin_expect(--budget == 0, 0)) {
 			budget = 1024;
+			if (emu_stats_enabled)
+				stats_sample(c);
 			if (machine_should_stop(c->m))
 				return;
 			check_code_epoch(c);
@@ -479,6 +525,8 @@ static int emu_vcpu_run(struct vcpu *v)
 	if (emu_stats_enabled || emu_trace_enabled)
 		fprintf(stderr, "vcpu%u stopped after %llu instructions\n", v->index,
 			(unsigned long long)c->icount);
+	if (emu_stats_enabled)
+		stats_dump(v->index);
 	if (emu_trace_enabled) {
 		struct x86_cpu_state s;
 		emu_get_state(v, &s);

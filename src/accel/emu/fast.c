@@ -125,6 +125,73 @@ static const insn_fn alu_rm_fast[8][2] = {
 	[ALU_XOR] = { rm_xor4, rm_xor8 }, [ALU_CMP] = { rm_cmp4, rm_cmp8 },
 };
 
+/* Shifts and rotates of a 32/64-bit register by an immediate or CL
+ * (C1 and D3 with mod 3). SHL/SHR/SAR set the flags lazily (CC_SHIFT);
+ * ROL/ROR keep SF/ZF/AF/PF, so they materialise the old ones. For counts
+ * above 1, OF gets the count-1 formula (the SDM leaves it undefined). */
+#define DEF_SHIFT(SIZE, T, S, BITS)                                                        \
+	static void shift_fast##SIZE(struct emu_cpu *c, const struct insn *i)           \
+	{                                                                               \
+		unsigned n = (unsigned)(i->op == 0xC1 ? i->imm : c->r[R_RCX]) & (BITS == 64 ? 63 : 31); \
+		if (n == 0) {                                                           \
+			if (SIZE == 4)                                                  \
+				c->r[i->rm] = (uint32_t)c->r[i->rm];                    \
+			return;                                                         \
+		}                                                                       \
+		T a = (T)c->r[i->rm], r;                                                \
+		bool cf, of;                                                            \
+		switch (i->reg & 7) {                                                   \
+		case 0: { /* ROL */                                                     \
+			unsigned k = n % BITS;                                          \
+			r = k ? (T)((a << k) | (a >> (BITS - k))) : a;                  \
+			cf = r & 1;                                                     \
+			of = ((r >> (BITS - 1)) & 1) ^ cf;                              \
+			uint32_t f = flags_compute(c) & ~(FL_CF | FL_OF);               \
+			set_arith_flags(c, f | (cf ? FL_CF : 0) | (of ? FL_OF : 0));    \
+			c->r[i->rm] = r;                                                \
+			return;                                                         \
+		}                                                                       \
+		case 1: { /* ROR */                                                     \
+			unsigned k = n % BITS;                                          \
+			r = k ? (T)((a >> k) | (a << (BITS - k))) : a;                  \
+			cf = (r >> (BITS - 1)) & 1;                                     \
+			of = cf ^ ((r >> (BITS - 2)) & 1);                              \
+			uint32_t f = flags_compute(c) & ~(FL_CF | FL_OF);               \
+			set_arith_flags(c, f | (cf ? FL_CF : 0) | (of ? FL_OF : 0));    \
+			c->r[i->rm] = r;                                                \
+			return;                                                         \
+		}                                                                       \
+		case 4: case 6: /* SHL */                                               \
+			r = (T)(a << n);                                                \
+			cf = (a >> (BITS - n)) & 1;                                     \
+			of = ((r >> (BITS - 1)) & 1) ^ cf;                              \
+			break;                                                          \
+		case 5: /* SHR */                                                       \
+			r = (T)(a >> n);                                                \
+			cf = (a >> (n - 1)) & 1;                                        \
+			of = (a >> (BITS - 1)) & 1;                                     \
+			break;                                                          \
+		case 7: { /* SAR */                                                     \
+			r = (T)((S)a >> n);                                             \
+			cf = (a >> (n - 1)) & 1;                                        \
+			of = 0;                                                         \
+			break;                                                          \
+		}                                                                       \
+		default: /* RCL/RCR: generic */                                         \
+			c->r[i->rm] = shift_op(c, i->reg & 7, SIZE, a, n);              \
+			return;                                                         \
+		}                                                                       \
+		c->cc_op = CC_SHIFT;                                                    \
+		c->cc_res = r;                                                          \
+		c->cc_size = SIZE;                                                      \
+		c->cc_carry = cf;                                                       \
+		c->cc_b = of;                                                           \
+		c->r[i->rm] = r;                                                        \
+	}
+
+DEF_SHIFT(4, uint32_t, int32_t, 32)
+DEF_SHIFT(8, uint64_t, int64_t, 64)
+
 static insn_fn pick(const insn_fn t[8][2], unsigned kind, unsigned osize, insn_fn generic)
 {
 	insn_fn f = t[kind][osize == 8];
@@ -226,6 +293,10 @@ void fast_specialize(struct emu_cpu *c, struct insn *i)
 		}
 		if ((op == 0x81 || op == 0x83) && i->mod == 3 && wide) {
 			i->fn = pick(alu_ri_fast, i->reg & 7, i->osize, alu_ri);
+			return;
+		}
+		if ((op == 0xC1 || op == 0xD3) && i->mod == 3 && wide) {
+			i->fn = i->osize == 8 ? shift_fast8 : shift_fast4;
 			return;
 		}
 		if (op == 0x85 && i->mod == 3 && wide) {

@@ -53,6 +53,9 @@ uint32_t flags_compute(const struct emu_cpu *c)
 		break;
 	case CC_LOGIC:
 		break;
+	case CC_SHIFT:
+		f |= (c->cc_carry ? FL_CF : 0) | (c->cc_b ? FL_OF : 0);
+		break;
 	case CC_INC:
 		f |= c->cc_carry ? FL_CF : 0;
 		if (r == sign)
