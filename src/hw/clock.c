@@ -214,10 +214,14 @@ void hw_timer_free(struct hw_timer *t)
 	if (!t)
 		return;
 	pthread_mutex_lock(&ts.lock);
-	if (t->heap_index >= 0)
-		heap_remove(t);
+	/* Wait for a running callback first: it may re-arm the timer (a
+	 * periodic PIT does), which would put it back in the heap after a
+	 * removal done before the wait, and the thread would then fire a
+	 * freed timer. */
 	while (ts.running == t)
 		pthread_cond_wait(&ts.idle, &ts.lock);
+	if (t->heap_index >= 0)
+		heap_remove(t);
 	pthread_mutex_unlock(&ts.lock);
 	free(t);
 }
