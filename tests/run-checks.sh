@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 export XVM="$PWD/$BUILD/xvm" BUILD="$PWD/$BUILD"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+CHECK_TIMEOUT=${CHECK_TIMEOUT:-600}
 pass=0 fail=0 skip=0
 failed=() skipped=()
 logdir="$BUILD/test-logs"
@@ -17,8 +18,11 @@ run_one() {
 	local name=$1; shift
 	local log="$logdir/$(echo "$name" | tr '/' '_').log"
 	local t0=$(date +%s.%N)
-	"$@" >"$log" 2>&1
+	# No check may hang the run: each gets CHECK_TIMEOUT seconds (then
+	# SIGTERM, and SIGKILL 10 s later) and fails with the reason logged.
+	timeout -k 10 "$CHECK_TIMEOUT" "$@" >"$log" 2>&1
 	local rc=$?
+	[ $rc -eq 124 ] && echo "TIMEOUT: no result after ${CHECK_TIMEOUT}s" >>"$log"
 	local dt=$(printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc)")
 	case $rc in
 	0)  pass=$((pass + 1)); printf 'PASS  %-40s %6ss\n' "$name" "$dt" ;;

@@ -196,6 +196,7 @@ void vm_destroy(struct machine *m)
 struct signal_watch {
 	int fd;
 	struct machine *m;
+	int signo; /* last stop signal read (atomic); survives a reset */
 };
 
 static void signal_ready(void *opaque, uint32_t events)
@@ -204,6 +205,7 @@ static void signal_ready(void *opaque, uint32_t events)
 	struct signalfd_siginfo si;
 	while (read(w->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		log_info("%s: stopping the VM", strsignal((int)si.ssi_signo));
+		__atomic_store_n(&w->signo, (int)si.ssi_signo, __ATOMIC_RELEASE);
 		machine_request_stop(w->m, VM_STOP_EXIT, 128 + (int)si.ssi_signo);
 	}
 }
@@ -267,6 +269,14 @@ int vm_run_engine(struct vm_config *cfg, const struct accel_ops *accel)
 		status = reset ? 0 : stop_status(m);
 		loop_del_fd(m->loop, sw.fd);
 		vm_destroy(m);
+		/* A signal read after the guest asked for a reset (between
+		 * vm_wait and loop_del_fd) found a machine already stopping:
+		 * it still ends the run rather than being lost in a restart. */
+		int signo = __atomic_load_n(&sw.signo, __ATOMIC_ACQUIRE);
+		if (signo) {
+			status = 128 + signo;
+			break;
+		}
 		if (!reset)
 			break;
 		if (cfg->no_reboot) {

@@ -77,6 +77,11 @@ for accel in "${engines[@]}"; do
 	pid=$!
 	sleep 3
 	kill -TERM $pid
+	for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+	if kill -0 $pid 2>/dev/null; then
+		fail "SIGTERM did not stop the rebooting VM within 10 s"
+		kill -KILL $pid
+	fi
 	wait $pid
 	rc=$?
 	[ $rc -eq 143 ] || fail "rebooting guest: exit status $rc after SIGTERM, want 143"
