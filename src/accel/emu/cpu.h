@@ -66,7 +66,7 @@ enum access { ACC_READ = 0, ACC_WRITE = 1, ACC_EXEC = 2 };
  * one compare. tag = virtual page | current generation (so flushing the
  * whole TLB on a CR3 write costs nothing); an entry that would need a
  * side effect (dirty bit, code page write, MMIO) is never installed. */
-#define TLB_BITS 9
+#define TLB_BITS 12
 #define TLB_SIZE (1u << TLB_BITS)
 struct tlb_entry {
 	uint64_t tag;
@@ -159,6 +159,16 @@ struct emu_cpu {
 	struct insn *arena;
 	uint32_t arena_used;
 	bool block_end;        /* stop the current block (mode, paging or code changed) */
+
+	/* slow-path counters, printed with XVM_EMU_STATS */
+	struct emu_stats {
+		uint64_t fill[3];        /* TLB fills per access kind */
+		uint64_t flush_all;      /* CR3 writes, mode changes */
+		uint64_t flush_page;     /* INVLPG */
+		uint64_t epoch_flush;    /* write TLB dropped: a page became code */
+		uint64_t decode_blocks, decode_insns, decode_stale, arena_reset;
+		uint64_t blocks;
+	} st;
 };
 
 /* ------------------------------------------------------------------ */
@@ -200,13 +210,17 @@ struct block {
 };
 
 #define BLOCK_MAX 48
-#define BLOCK_TABLE_BITS 13
+#define BLOCK_TABLE_BITS 16
 #define BLOCK_TABLE_SIZE (1u << BLOCK_TABLE_BITS)
-#define ARENA_INSNS (1u << 17)
+#define ARENA_INSNS (1u << 19)
 
 /* Decodes one instruction from fetch() bytes. Returns 0, or raises #UD/#GP
  * through the fault path for undecodable bytes. */
 void decode_insn(struct emu_cpu *c, struct insn *i);
+/* The same for an instruction the guest has not reached yet (decoding a
+ * block ahead): never faults and never reads past the page of RIP.
+ * Returns false if the instruction could not be decoded that way. */
+bool decode_insn_ahead(struct emu_cpu *c, struct insn *i);
 /* Swaps in a specialised handler for common forms (fast.c). */
 void fast_specialize(struct emu_cpu *c, struct insn *i);
 extern bool emu_no_fast_paths;

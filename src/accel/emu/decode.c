@@ -110,13 +110,30 @@ struct fetcher {
 	uint64_t lin;
 	unsigned pos;
 	struct insn *i;
+	bool ahead;   /* decoding ahead of execution: never fault, never leave the page */
+	bool bail;    /* set instead when ahead: the instruction is not decoded */
 };
 
 static uint8_t next_byte(struct fetcher *f)
 {
+	struct emu_cpu *c = f->c;
+	uint64_t lin = lin_mask(c, f->lin + f->pos);
+	if (f->ahead && (f->pos >= 15 || (lin >> 12) != (lin_mask(c, f->lin) >> 12))) {
+		/* a NOP ends any prefix loop; the caller drops the record */
+		f->bail = true;
+		f->pos++;
+		return 0x90;
+	}
 	if (f->pos >= 15)
-		raise_gp0(f->c);
-	uint8_t b = (uint8_t)mem_read_slow(f->c, lin_mask(f->c, f->lin + f->pos), 1, ACC_EXEC);
+		raise_gp0(c);
+	/* Through the fetch TLB: a miss walks the page tables once per page,
+	 * not once per byte. */
+	const struct tlb_entry *e = &c->tlb_x[cpl_user(c)][(lin >> 12) & (TLB_SIZE - 1)];
+	uint8_t b;
+	if (e->tag == ((lin & ~0xFFFULL) | c->tlb_gen))
+		b = *(const uint8_t *)(uintptr_t)(lin + e->addend);
+	else
+		b = (uint8_t)mem_read_slow(c, lin, 1, ACC_EXEC);
 	if (f->pos < sizeof(f->i->bytes))
 		f->i->bytes[f->pos] = b;
 	f->pos++;
@@ -199,14 +216,26 @@ static void decode_modrm(struct fetcher *f, struct insn *i, uint8_t rex)
 		i->seg = def_seg;
 }
 
+static bool decode(struct emu_cpu *c, struct insn *i, bool ahead);
+
 void decode_insn(struct emu_cpu *c, struct insn *i)
+{
+	decode(c, i, false);
+}
+
+bool decode_insn_ahead(struct emu_cpu *c, struct insn *i)
+{
+	return decode(c, i, true);
+}
+
+static bool decode(struct emu_cpu *c, struct insn *i, bool ahead)
 {
 	static bool tables_ready;
 	if (!__atomic_load_n(&tables_ready, __ATOMIC_ACQUIRE)) {
 		decode_tables_init();
 		__atomic_store_n(&tables_ready, true, __ATOMIC_RELEASE);
 	}
-	struct fetcher f = { .c = c, .lin = seg_lin(c, SEG_CS, c->rip), .i = i };
+	struct fetcher f = { .c = c, .lin = seg_lin(c, SEG_CS, c->rip), .i = i, .ahead = ahead };
 	memset(i, 0, offsetof(struct insn, bytes));
 	bool p66 = false, p67 = false;
 	uint8_t rex = 0;
@@ -306,4 +335,5 @@ done:
 		i->fn = insn_ud;
 	else if (!emu_no_fast_paths)
 		fast_specialize(c, i);
+	return !f.bail;
 }

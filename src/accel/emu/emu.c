@@ -229,6 +229,7 @@ static void check_code_epoch(struct emu_cpu *c)
 	uint32_t e = __atomic_load_n(&em->code_epoch, __ATOMIC_ACQUIRE);
 	if (e != c->code_epoch_seen) {
 		c->code_epoch_seen = e;
+		c->st.epoch_flush++;
 		memset(c->tlb_w, 0, sizeof(c->tlb_w));
 	}
 }
@@ -323,7 +324,8 @@ static bool ends_block(const struct insn *i)
 }
 
 /* Finds or decodes the block at RIP. *scratch receives a lone
- * instruction that crosses a page (never cached). */
+ * instruction that crosses a page or is not in RAM (never cached: its
+ * bytes are not covered by one page generation). */
 static const struct block *lookup_block(struct emu_cpu *c, struct block *scratch_blk, struct insn *scratch)
 {
 	uint64_t lin = lin_mask(c, seg_lin(c, SEG_CS, c->rip));
@@ -332,49 +334,68 @@ static const struct block *lookup_block(struct emu_cpu *c, struct block *scratch
 	struct block *b = &c->blocks[(gpa ^ (gpa >> BLOCK_TABLE_BITS)) & (BLOCK_TABLE_SIZE - 1)];
 	if (b->key == key && b->gen == code_page_gen(c->m, gpa))
 		return b;
-	if ((lin & 0xFFF) > 4096 - 15 || !gpa_to_hva(&c->m->ram, gpa, 1)) {
-		/* near the end of a page or not RAM: one instruction, uncached */
+	c->st.decode_blocks++;
+	if (b->key == key)
+		c->st.decode_stale++;
+	if (!gpa_to_hva(&c->m->ram, gpa, 1)) {
 		decode_insn(c, scratch);
-		scratch_blk->n = 1;
-		scratch_blk->start = UINT32_MAX;
-		return scratch_blk;
+		goto uncached;
 	}
 	if (c->arena_used + BLOCK_MAX > ARENA_INSNS) {
 		memset(c->blocks, 0, BLOCK_TABLE_SIZE * sizeof(*c->blocks));
 		c->arena_used = 0;
+		c->st.arena_reset++;
 	}
-	code_page_mark(c, gpa);
+	/* The first instruction may fault or cross into the next page: it
+	 * is the one the guest executes now. The rest are decoded ahead. */
+	code_page_mark(c, gpa); /* before reading the bytes: a racing write bumps gen */
 	uint32_t gen = code_page_gen(c->m, gpa);
+	struct insn *first = &c->arena[c->arena_used];
+	decode_insn(c, first);
+	if ((lin & 0xFFF) + first->len > 4096) {
+		*scratch = *first;
+		goto uncached;
+	}
 	b->key = 0;
 	b->start = c->arena_used;
-	b->n = 0;
-	uint64_t rip = c->rip, save_rip = c->rip;
-	for (;;) {
+	b->n = 1;
+	uint64_t save_rip = c->rip, rip = c->rip + first->len;
+	const struct insn *last = first;
+	while (!ends_block(last) && b->n < BLOCK_MAX) {
+		uint64_t l = lin_mask(c, seg_lin(c, SEG_CS, rip));
+		if ((l >> 12) != (lin >> 12))
+			break;
 		struct insn *i = &c->arena[b->start + b->n];
 		c->rip = rip;
-		decode_insn(c, i);
+		if (!decode_insn_ahead(c, i))
+			break;
 		b->n++;
 		rip += i->len;
-		uint64_t l = lin_mask(c, seg_lin(c, SEG_CS, rip));
-		if (ends_block(i) || b->n == BLOCK_MAX || (l & 0xFFF) > 4096 - 15 || (l >> 12) != (lin >> 12))
-			break;
+		last = i;
 	}
 	c->rip = save_rip;
+	c->st.decode_insns += b->n;
 	c->arena_used += b->n;
 	b->gen = gen;
 	b->key = key;
 	return b;
+uncached:
+	scratch_blk->n = 1;
+	scratch_blk->start = UINT32_MAX;
+	return scratch_blk;
 }
 
 /* Guest RIP samples (XVM_EMU_STATS=1), one every 1024 blocks: where the
  * guest spends its time, printed as the most frequent RIPs at exit. */
-#define STATS_SAMPLES 65536
-static __thread uint64_t stats_rip[STATS_SAMPLES];
+#define STATS_SAMPLES (1u << 20)
+static __thread uint64_t *stats_rip;
 static __thread unsigned stats_n;
 
 static void stats_sample(struct emu_cpu *c)
 {
-	if (stats_n < STATS_SAMPLES)
+	if (!stats_rip)
+		stats_rip = calloc(STATS_SAMPLES, sizeof(*stats_rip));
+	if (stats_rip && stats_n < STATS_SAMPLES)
 		stats_rip[stats_n++] = c->rip;
 }
 
@@ -384,20 +405,23 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+#define STATS_TOP 40
 static void stats_dump(unsigned index)
 {
+	if (!stats_rip)
+		return;
 	qsort(stats_rip, stats_n, sizeof(stats_rip[0]), cmp_u64);
-	uint64_t top_rip[10] = { 0 };
-	unsigned top_n[10] = { 0 };
+	uint64_t top_rip[STATS_TOP] = { 0 };
+	unsigned top_n[STATS_TOP] = { 0 };
 	for (unsigned k = 0; k < stats_n;) {
 		unsigned j = k;
 		while (j < stats_n && stats_rip[j] == stats_rip[k])
 			j++;
 		unsigned n = j - k;
-		for (int t = 0; t < 10; t++) {
+		for (int t = 0; t < STATS_TOP; t++) {
 			if (n > top_n[t]) {
-				memmove(&top_n[t + 1], &top_n[t], (9 - t) * sizeof(top_n[0]));
-				memmove(&top_rip[t + 1], &top_rip[t], (9 - t) * sizeof(top_rip[0]));
+				memmove(&top_n[t + 1], &top_n[t], (STATS_TOP - 1 - t) * sizeof(top_n[0]));
+				memmove(&top_rip[t + 1], &top_rip[t], (STATS_TOP - 1 - t) * sizeof(top_rip[0]));
 				top_n[t] = n;
 				top_rip[t] = stats_rip[k];
 				break;
@@ -406,7 +430,7 @@ static void stats_dump(unsigned index)
 		k = j;
 	}
 	fprintf(stderr, "vcpu%u: %u RIP samples, most frequent:\n", index, stats_n);
-	for (int t = 0; t < 10 && top_n[t]; t++)
+	for (int t = 0; t < STATS_TOP && top_n[t]; t++)
 		fprintf(stderr, "  %016llx %u\n", (unsigned long long)top_rip[t], top_n[t]);
 }
 
@@ -462,6 +486,7 @@ static void execute(struct emu_cpu *c)
 			}
 		}
 		c->icount += (uint64_t)(i - start);
+		c->st.blocks++;
 		if (__builtin_expect(--budget == 0, 0)) {
 			budget = 1024;
 			if (emu_stats_enabled)
@@ -525,8 +550,18 @@ static int emu_vcpu_run(struct vcpu *v)
 	if (emu_stats_enabled || emu_trace_enabled)
 		fprintf(stderr, "vcpu%u stopped after %llu instructions\n", v->index,
 			(unsigned long long)c->icount);
-	if (emu_stats_enabled)
+	if (emu_stats_enabled) {
+		const struct emu_stats *st = &c->st;
+		fprintf(stderr, "vcpu%u: %llu blocks run; decoded %llu blocks (%llu stale) %llu insns, %llu arena resets; "
+			"TLB fills r/w/x %llu/%llu/%llu, flushes %llu (invlpg %llu), write-TLB code drops %llu\n",
+			v->index, (unsigned long long)st->blocks, (unsigned long long)st->decode_blocks,
+			(unsigned long long)st->decode_stale, (unsigned long long)st->decode_insns,
+			(unsigned long long)st->arena_reset, (unsigned long long)st->fill[0],
+			(unsigned long long)st->fill[1], (unsigned long long)st->fill[2],
+			(unsigned long long)st->flush_all, (unsigned long long)st->flush_page,
+			(unsigned long long)st->epoch_flush);
 		stats_dump(v->index);
+	}
 	if (emu_trace_enabled) {
 		struct x86_cpu_state s;
 		emu_get_state(v, &s);

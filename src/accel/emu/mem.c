@@ -90,6 +90,7 @@ void code_page_mark(struct emu_cpu *c, uint64_t gpa)
 	/* Every vCPU must stop writing this page through its TLB. */
 	__atomic_add_fetch(&em->code_epoch, 1, __ATOMIC_SEQ_CST);
 	memset(c->tlb_w, 0, sizeof(c->tlb_w));
+	c->st.epoch_flush++;
 	c->code_epoch_seen = __atomic_load_n(&em->code_epoch, __ATOMIC_RELAXED);
 }
 
@@ -143,6 +144,7 @@ void tlb_flush_all(struct emu_cpu *c, bool keep_global)
 	/* Global pages are simply walked again after a CR3 write: cheaper
 	 * than keeping them, as flushes are frequent and misses are not. */
 	(void)keep_global;
+	c->st.flush_all++;
 	c->block_end = true;
 	if (++c->tlb_gen >= 4096) {
 		memset(c->tlb_r, 0, sizeof(c->tlb_r));
@@ -158,6 +160,7 @@ void tlb_flush_page(struct emu_cpu *c, uint64_t vaddr)
 	 * INVLPG of any address in it must drop them all: with generation
 	 * tags, dropping everything is the cheap way. */
 	(void)vaddr;
+	c->st.flush_page++;
 	tlb_flush_all(c, false);
 }
 
@@ -315,6 +318,7 @@ static uint64_t translate_fill(struct emu_cpu *c, uint64_t lin, int acc)
 	if (!h || apic_page_hit(c, w.gpa))
 		return gpa;
 	unsigned idx = (lin >> 12) & (TLB_SIZE - 1);
+	c->st.fill[acc]++;
 	struct tlb_entry e = {
 		.tag = (lin & ~0xFFFULL) | c->tlb_gen,
 		.addend = (uintptr_t)h - (lin & ~0xFFFULL),
