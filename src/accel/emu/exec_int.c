@@ -378,7 +378,7 @@ static void op_aaa_aas(struct emu_cpu *c, const struct insn *i)
 		if (i->op == 0x37)
 			ax = (uint16_t)(ax + 0x106);
 		else
-			ax = (uint16_t)((((ax >> 8) - 1) << 8) | ((ax - 6) & 0xFF));
+			ax = (uint16_t)(ax - 6u - 0x100u); /* SDM: AX := AX - 6; AH := AH - 1 */
 		f = (f & ~FL_ARITH) | FL_AF | FL_CF | szp(ax & 0xF, 1);
 	} else {
 		f = (f & ~(FL_AF | FL_CF)) | szp(ax & 0xF, 1);
