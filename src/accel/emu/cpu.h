@@ -121,6 +121,7 @@ struct emu_cpu {
 	uint64_t misc_enable, sysenter_cs, sysenter_esp, sysenter_eip;
 	uint64_t mtrr_def_type, mtrr_fixed[11], mtrr_var[16];
 	uint64_t tsc_offset;   /* guest writes to IA32_TSC */
+	uint64_t spec_ctrl;
 
 	/* SSE */
 	union xmm_reg xmm[16];
@@ -156,6 +157,8 @@ struct emu_cpu {
 
 	/* per-vCPU decoded-block cache (see emu.c) */
 	struct block *blocks;
+	struct vblock *vblocks;
+	const uint32_t *page_gen;   /* the machine's per-page generations */
 	struct insn *arena;
 	uint32_t arena_used;
 	bool block_end;        /* stop the current block (mode, paging or code changed) */
@@ -207,7 +210,22 @@ struct block {
 	uint32_t gen;          /* page generation when decoded */
 	uint32_t start;        /* index of the first instruction in the arena */
 	uint32_t n;
+	uint32_t page;         /* RAM page index (for the generation check) */
 };
+
+/* Virtual-RIP cache in front of the block table: a hit skips the fetch
+ * TLB and the physical hash. Valid while the context is (same TLB
+ * generation, so no CR3 write or INVLPG since; same CPL and code size)
+ * and the block record still holds the same key with its page's current
+ * generation. */
+struct vblock {
+	uint64_t lin;
+	uint64_t ctx;
+	uint64_t key;
+	struct block *b;
+};
+#define VBLOCK_BITS 12
+#define VBLOCK_SIZE (1u << VBLOCK_BITS)
 
 #define BLOCK_MAX 48
 #define BLOCK_TABLE_BITS 16
@@ -258,6 +276,7 @@ void phys_write(struct emu_cpu *c, uint64_t gpa, unsigned size, uint64_t v);
 /* Code-page tracking for the instruction cache. */
 void code_page_mark(struct emu_cpu *c, uint64_t gpa);
 uint32_t code_page_gen(struct machine *m, uint64_t gpa);
+uint32_t ram_page_of(struct machine *m, uint64_t gpa); /* gpa must be RAM */
 void emu_ram_written(void *opaque, uint64_t gpa, uint64_t len);
 int emu_mem_init(struct machine *m);
 void emu_mem_destroy(struct machine *m);

@@ -79,8 +79,10 @@ static int emu_vcpu_init(struct vcpu *v)
 		die("out of memory");
 	memset(c, 0, sizeof(*c));
 	c->blocks = calloc(BLOCK_TABLE_SIZE, sizeof(*c->blocks));
+	c->vblocks = calloc(VBLOCK_SIZE, sizeof(*c->vblocks));
 	c->arena = calloc(ARENA_INSNS, sizeof(*c->arena));
-	if (!c->blocks || !c->arena)
+	c->page_gen = ((struct emu_machine *)v->m->accel_priv)->page_gen;
+	if (!c->blocks || !c->vblocks || !c->arena)
 		die("out of memory");
 	ev->cpu = c;
 	pthread_mutex_init(&ev->lock, NULL);
@@ -110,6 +112,7 @@ static void emu_vcpu_destroy(struct vcpu *v)
 		lapic_free(ev->cpu->lapic);
 	v->lapic = NULL;
 	free(ev->cpu->blocks);
+	free(ev->cpu->vblocks);
 	free(ev->cpu->arena);
 	free(ev->cpu);
 	pthread_mutex_destroy(&ev->lock);
@@ -377,6 +380,7 @@ static const struct block *lookup_block(struct emu_cpu *c, struct block *scratch
 	c->st.decode_insns += b->n;
 	c->arena_used += b->n;
 	b->gen = gen;
+	b->page = ram_page_of(c->m, gpa);
 	b->key = key;
 	return b;
 uncached:
@@ -410,6 +414,14 @@ static void stats_dump(unsigned index)
 {
 	if (!stats_rip)
 		return;
+	const char *dump = getenv("XVM_EMU_STATS_DUMP");
+	if (dump) {
+		FILE *f = fopen(dump, "w");
+		if (f) {
+			fwrite(stats_rip, sizeof(*stats_rip), stats_n, f);
+			fclose(f);
+		}
+	}
 	qsort(stats_rip, stats_n, sizeof(stats_rip[0]), cmp_u64);
 	uint64_t top_rip[STATS_TOP] = { 0 };
 	unsigned top_n[STATS_TOP] = { 0 };
@@ -451,6 +463,55 @@ void emu_trace_dump(struct emu_cpu *c)
 	}
 }
 
+/* The block at RIP: the virtual-RIP cache first, then the block table. */
+static inline const struct block *find_block(struct emu_cpu *c, struct block *scratch_blk, struct insn *scratch)
+{
+	uint64_t lin = lin_mask(c, seg_lin(c, SEG_CS, c->rip));
+	uint64_t ctx = c->tlb_gen | (uint64_t)c->cpl << 12 | (uint64_t)c->code64 << 14 |
+		       (uint64_t)c->code32 << 15;
+	struct vblock *v = &c->vblocks[(lin ^ (lin >> VBLOCK_BITS)) & (VBLOCK_SIZE - 1)];
+	if (__builtin_expect(v->lin == lin && v->ctx == ctx, 1)) {
+		const struct block *b = v->b;
+		if (__builtin_expect(b->key == v->key &&
+				     b->gen == __atomic_load_n(&c->page_gen[b->page], __ATOMIC_ACQUIRE), 1))
+			return b;
+	}
+	const struct block *b = lookup_block(c, scratch_blk, scratch);
+	if (b != scratch_blk) {
+		v->lin = lin;
+		v->ctx = ctx;
+		v->key = b->key;
+		v->b = (struct block *)b;
+	}
+	return b;
+}
+
+/* Runs one block's instructions; returns how many ran. A handler that
+ * jumps, faults (longjmp) or sets block_end leaves it early. */
+static inline unsigned run_block(struct emu_cpu *c, const struct insn *i, const struct insn *end, bool trace)
+{
+	const struct insn *start = i;
+	uint64_t mask = c->code64 ? ~0ULL : c->code32 ? 0xFFFFFFFFULL : 0xFFFFULL;
+	c->block_end = false;
+	/* STI, MOV SS and POP SS end their block, so the interrupt shadow
+	 * they set covers the event check before the next block. */
+	c->int_shadow = false;
+	for (; i < end; i++) {
+		uint64_t next = (c->rip + i->len) & mask;
+		c->next_rip = next;
+		if (trace) {
+			trace_ring[trace_pos].rip = c->rip;
+			memcpy(trace_ring[trace_pos].bytes, i->bytes, 8);
+			trace_pos = (trace_pos + 1) % TRACE_RING;
+		}
+		i->fn(c, i);
+		c->rip = c->next_rip;
+		if (c->next_rip != next || c->block_end)
+			return (unsigned)(i + 1 - start);
+	}
+	return (unsigned)(i - start);
+}
+
 static void execute(struct emu_cpu *c)
 {
 	struct insn scratch;
@@ -464,28 +525,14 @@ static void execute(struct emu_cpu *c)
 		}
 		if (c->halted || c->wait_sipi)
 			return;
-		const struct block *b = lookup_block(c, &scratch_blk, &scratch);
+		const struct block *b = find_block(c, &scratch_blk, &scratch);
 		const struct insn *i = b->start == UINT32_MAX ? &scratch : &c->arena[b->start];
-		const struct insn *start = i, *end = i + b->n;
-		uint64_t mask = c->code64 ? ~0ULL : c->code32 ? 0xFFFFFFFFULL : 0xFFFFULL;
-		c->block_end = false;
-		for (; i < end; i++) {
-			uint64_t next = (c->rip + i->len) & mask;
-			c->next_rip = next;
-			c->int_shadow = false;
-			if (__builtin_expect(emu_trace_enabled, 0)) {
-				trace_ring[trace_pos].rip = c->rip;
-				memcpy(trace_ring[trace_pos].bytes, i->bytes, 8);
-				trace_pos = (trace_pos + 1) % TRACE_RING;
-			}
-			i->fn(c, i);
-			c->rip = c->next_rip;
-			if (c->next_rip != next || c->block_end) {
-				i++;
-				break;
-			}
-		}
-		c->icount += (uint64_t)(i - start);
+		unsigned n;
+		if (__builtin_expect(emu_trace_enabled, 0))
+			n = run_block(c, i, i + b->n, true);
+		else
+			n = run_block(c, i, i + b->n, false);
+		c->icount += n;
 		c->st.blocks++;
 		if (__builtin_expect(--budget == 0, 0)) {
 			budget = 1024;

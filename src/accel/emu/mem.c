@@ -73,6 +73,11 @@ void emu_ram_written(void *opaque, uint64_t gpa, uint64_t len)
 	}
 }
 
+uint32_t ram_page_of(struct machine *m, uint64_t gpa)
+{
+	return (uint32_t)ram_page_index(&m->ram, gpa);
+}
+
 uint32_t code_page_gen(struct machine *m, uint64_t gpa)
 {
 	struct emu_machine *em = m->accel_priv;
@@ -150,6 +155,8 @@ void tlb_flush_all(struct emu_cpu *c, bool keep_global)
 		memset(c->tlb_r, 0, sizeof(c->tlb_r));
 		memset(c->tlb_w, 0, sizeof(c->tlb_w));
 		memset(c->tlb_x, 0, sizeof(c->tlb_x));
+		if (c->vblocks) /* their context holds the generation too */
+			memset(c->vblocks, 0, VBLOCK_SIZE * sizeof(*c->vblocks));
 		c->tlb_gen = 1;
 	}
 }

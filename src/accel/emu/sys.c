@@ -136,7 +136,7 @@ enum {
 	MSR_MISC_ENABLE = 0x1A0, MSR_MTRR_PHYS_BASE0 = 0x200, MSR_MTRR_FIX64K = 0x250,
 	MSR_MTRR_FIX16K_80000 = 0x258, MSR_MTRR_FIX16K_A0000 = 0x259,
 	MSR_MTRR_FIX4K_C0000 = 0x268, MSR_PAT = 0x277, MSR_MTRR_DEF_TYPE = 0x2FF,
-	MSR_ARCH_CAPABILITIES = 0x10A,
+	MSR_ARCH_CAPABILITIES = 0x10A, MSR_SPEC_CTRL = 0x48, MSR_PRED_CMD = 0x49,
 	MSR_EFER = 0xC0000080, MSR_STAR = 0xC0000081, MSR_LSTAR = 0xC0000082,
 	MSR_CSTAR = 0xC0000083, MSR_SFMASK = 0xC0000084, MSR_FS_BASE = 0xC0000100,
 	MSR_GS_BASE = 0xC0000101, MSR_KERNEL_GS_BASE = 0xC0000102, MSR_TSC_AUX = 0xC0000103,
@@ -182,14 +182,20 @@ int msr_read(struct emu_cpu *c, uint32_t msr, uint64_t *v)
 	switch (msr) {
 	case MSR_TSC: *v = cpu_tsc(c); return 0;
 	case MSR_PLATFORM_ID: *v = 0; return 0;
+	case MSR_SPEC_CTRL: *v = c->spec_ctrl; return 0;
 	case MSR_ARCH_CAPABILITIES:
 		/* This CPU has none of the speculative-execution leaks (no
 		 * speculation at all), so the guest skips their costly
 		 * mitigations, e.g. page-table isolation on every kernel entry:
 		 * RDCL_NO, SKIP_L1DFL_VMENTRY, SSB_NO, MDS_NO, PSCHANGE_MC_NO,
-		 * TAA_NO, SBDR_SSDP_NO, FBSDP_NO, PSDP_NO, GDS_NO, RFDS_NO. */
-		*v = 1 << 0 | 1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 8 | 1 << 13 | 1 << 14 | 1 << 15 |
-		     1 << 26 | 1 << 27;
+		 * TAA_NO, SBDR_SSDP_NO, FBSDP_NO, PSDP_NO, GDS_NO, RFDS_NO,
+		 * BHI_NO, PBRSB_NO, ITS_NO; and IBRS_ALL ("enhanced IBRS":
+		 * indirect branches are never steered by another context's
+		 * predictions), so Linux needs no retpolines, no return thunks
+		 * and no branch-history clearing on syscalls. Each of those
+		 * costs an interpreter several extra blocks per call/return. */
+		*v = 1 << 0 | 1 << 1 | 1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 8 | 1 << 13 | 1 << 14 |
+		     1 << 15 | 1 << 20 | 1 << 24 | 1 << 26 | 1 << 27 | 1ULL << 62;
 		return 0;
 	case MSR_FEATURE_CONTROL: *v = feature_control_value; return 0;
 	case MSR_BIOS_SIGN_ID: *v = 0; return 0;
@@ -232,6 +238,10 @@ int msr_write(struct emu_cpu *c, uint32_t msr, uint64_t v)
 	switch (msr) {
 	case MSR_TSC: c->tsc_offset = v - guest_tsc(c->m); return 0;
 	case MSR_BIOS_SIGN_ID: return 0;
+	/* IBRS and STIBP are stored (nothing to do: no prediction); IBPB is
+	 * a no-op for the same reason. Other bits are reserved (#GP). */
+	case MSR_SPEC_CTRL: if (v & ~0x403ULL) return -1; c->spec_ctrl = v; return 0; /* + BHI_DIS_S */
+	case MSR_PRED_CMD: return (v & ~1ULL) ? -1 : 0;
 	case MSR_FEATURE_CONTROL: return -1; /* locked */
 	case MSR_SYSENTER_CS: c->sysenter_cs = v & 0xFFFF; return 0;
 	case MSR_SYSENTER_ESP: if (!canonical(v)) return -1; c->sysenter_esp = v; return 0;
@@ -334,8 +344,14 @@ void do_cpuid(struct emu_cpu *c)
 		break;
 	case 7:
 		if (sub == 0) {
+			a = 2;        /* highest sub-leaf */
 			b = 1 << 9;   /* ERMS: REP MOVSB/STOSB are the fast paths */
-			d = 1u << 29; /* IA32_ARCH_CAPABILITIES */
+			/* IBRS/IBPB, STIBP, IA32_ARCH_CAPABILITIES */
+			d = 1u << 26 | 1u << 27 | 1u << 29;
+		} else if (sub == 2) {
+			/* BHI_CTRL: Linux then sets SPEC_CTRL.BHI_DIS_S once instead
+			 * of clearing the branch history on every syscall */
+			d = 1u << 4;
 		}
 		break;
 	case 0xB:
