@@ -162,6 +162,10 @@ struct emu_cpu {
 	struct insn *arena;
 	uint32_t arena_used;
 	bool block_end;        /* stop the current block (mode, paging or code changed) */
+	/* Threaded dispatch (see NEXT_INSN): the block's end, the last
+	 * instruction run, the IP wrap mask of the code size. */
+	const struct insn *stop, *last;
+	uint64_t ip_mask;
 
 	/* slow-path counters, printed with XVM_EMU_STATS */
 	struct emu_stats {
@@ -182,7 +186,8 @@ typedef void (*insn_fn)(struct emu_cpu *c, const struct insn *i);
 enum { PFX_66 = 1, PFX_F2 = 2, PFX_F3 = 4, PFX_LOCK = 8 };
 
 struct insn {
-	insn_fn fn;
+	insn_fn fn;            /* the handler (semantics of this instruction) */
+	insn_fn run;           /* entry used by the loop: fn itself if it chains, else run_generic */
 	uint64_t imm;          /* first immediate (sign-extended where the SDM says) */
 	int64_t disp;
 	uint16_t imm2;         /* ENTER's second, far pointer's selector */
@@ -202,6 +207,35 @@ struct insn {
 	bool seg_override;
 	uint8_t bytes[8];      /* the first bytes, for logs and traces */
 };
+
+/* Threaded dispatch. On entry to a handler, c->rip is its instruction's
+ * address and c->next_rip its successor's. A handler that falls through
+ * ends with NEXT_INSN: it moves RIP on and jumps straight into the next
+ * instruction's handler (a tail call, so each handler has its own
+ * indirect jump and the host predicts it far better than one shared call
+ * site in a loop). It returns to the loop at the block's end or when
+ * something asked for it (block_end: code, mode or paging changed). A
+ * handler that jumps ends with END_JUMP after setting next_rip. */
+#define NEXT_INSN(c, i)                                                          \
+	do {                                                                     \
+		const struct insn *n_ = (i) + 1;                                 \
+		(c)->rip = (c)->next_rip;                                        \
+		if (__builtin_expect(n_ >= (c)->stop || (c)->block_end, 0)) {   \
+			(c)->last = (i);                                         \
+			return;                                                  \
+		}                                                                \
+		(c)->next_rip = ((c)->rip + n_->len) & (c)->ip_mask;            \
+		n_->run((c), n_);                                                \
+		return;                                                          \
+	} while (0)
+#define END_JUMP(c, i)                       \
+	do {                                 \
+		(c)->rip = (c)->next_rip;    \
+		(c)->last = (i);             \
+		return;                      \
+	} while (0)
+/* The chaining wrapper around handlers that do not chain themselves. */
+void run_generic(struct emu_cpu *c, const struct insn *i);
 
 /* Decoded blocks: straight-line runs of instructions inside one page,
  * decoded once and kept in a per-vCPU arena until it fills up. */
@@ -239,8 +273,9 @@ void decode_insn(struct emu_cpu *c, struct insn *i);
  * block ahead): never faults and never reads past the page of RIP.
  * Returns false if the instruction could not be decoded that way. */
 bool decode_insn_ahead(struct emu_cpu *c, struct insn *i);
-/* Swaps in a specialised handler for common forms (fast.c). */
-void fast_specialize(struct emu_cpu *c, struct insn *i);
+/* Swaps in a specialised handler for common forms (fast.c). Returns
+ * true if it did (those handlers chain: NEXT_INSN / END_JUMP). */
+bool fast_specialize(struct emu_cpu *c, struct insn *i);
 extern bool emu_no_fast_paths;
 
 /* ------------------------------------------------------------------ */

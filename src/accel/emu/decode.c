@@ -333,7 +333,8 @@ done:
 	i->len = f.pos;
 	if (!i->fn)
 		i->fn = insn_ud;
-	else if (!emu_no_fast_paths)
-		fast_specialize(c, i);
+	i->run = run_generic;
+	if (i->fn != insn_ud && !emu_no_fast_paths && fast_specialize(c, i))
+		i->run = i->fn;
 	return !f.bail;
 }

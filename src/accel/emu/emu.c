@@ -486,27 +486,41 @@ static inline const struct block *find_block(struct emu_cpu *c, struct block *sc
 	return b;
 }
 
+void run_generic(struct emu_cpu *c, const struct insn *i)
+{
+	uint64_t next = c->next_rip;
+	i->fn(c, i);
+	if (c->next_rip != next)
+		END_JUMP(c, i);
+	NEXT_INSN(c, i);
+}
+
 /* Runs one block's instructions; returns how many ran. A handler that
  * jumps, faults (longjmp) or sets block_end leaves it early. */
 static inline unsigned run_block(struct emu_cpu *c, const struct insn *i, const struct insn *end, bool trace)
 {
-	const struct insn *start = i;
-	uint64_t mask = c->code64 ? ~0ULL : c->code32 ? 0xFFFFFFFFULL : 0xFFFFULL;
+	c->ip_mask = c->code64 ? ~0ULL : c->code32 ? 0xFFFFFFFFULL : 0xFFFFULL;
 	c->block_end = false;
 	/* STI, MOV SS and POP SS end their block, so the interrupt shadow
 	 * they set covers the event check before the next block. */
 	c->int_shadow = false;
+	if (!trace) {
+		c->stop = end;
+		c->next_rip = (c->rip + i->len) & c->ip_mask;
+		i->run(c, i);
+		return (unsigned)(c->last - i + 1);
+	}
+	/* one instruction at a time, recording each */
+	const struct insn *start = i;
 	for (; i < end; i++) {
-		uint64_t next = (c->rip + i->len) & mask;
+		uint64_t next = (c->rip + i->len) & c->ip_mask;
+		trace_ring[trace_pos].rip = c->rip;
+		memcpy(trace_ring[trace_pos].bytes, i->bytes, 8);
+		trace_pos = (trace_pos + 1) % TRACE_RING;
+		c->stop = i + 1;
 		c->next_rip = next;
-		if (trace) {
-			trace_ring[trace_pos].rip = c->rip;
-			memcpy(trace_ring[trace_pos].bytes, i->bytes, 8);
-			trace_pos = (trace_pos + 1) % TRACE_RING;
-		}
-		i->fn(c, i);
-		c->rip = c->next_rip;
-		if (c->next_rip != next || c->block_end)
+		i->run(c, i);
+		if (c->rip != next || c->block_end)
 			return (unsigned)(i + 1 - start);
 	}
 	return (unsigned)(i - start);
@@ -632,9 +646,11 @@ int emu_test_step(struct vcpu *v)
 	if (setjmp(c->fault_jmp))
 		return c->exc_vector;
 	decode_insn(c, &insn);
-	uint64_t next = c->rip + insn.len;
-	c->next_rip = c->code64 ? next : c->code32 ? (uint32_t)next : (next & 0xFFFF);
-	insn.fn(c, &insn);
+	c->ip_mask = c->code64 ? ~0ULL : c->code32 ? 0xFFFFFFFFULL : 0xFFFFULL;
+	c->next_rip = (c->rip + insn.len) & c->ip_mask;
+	c->stop = &insn + 1; /* a chaining handler returns after this one */
+	c->block_end = false;
+	insn.run(c, &insn);
 	c->rip = c->next_rip;
 	return -1;
 }

@@ -10,26 +10,31 @@
 static void mov_rr64(struct emu_cpu *c, const struct insn *i)
 {
 	c->r[i->op == 0x89 ? i->rm : i->reg] = c->r[i->op == 0x89 ? i->reg : i->rm];
+	NEXT_INSN(c, i);
 }
 
 static void mov_rr32(struct emu_cpu *c, const struct insn *i)
 {
 	c->r[i->op == 0x89 ? i->rm : i->reg] = (uint32_t)c->r[i->op == 0x89 ? i->reg : i->rm];
+	NEXT_INSN(c, i);
 }
 
 static void mov_store(struct emu_cpu *c, const struct insn *i)
 {
 	mem_write(c, i->seg, insn_ea(c, i), i->osize, c->r[i->reg]);
+	NEXT_INSN(c, i);
 }
 
 static void mov_load64(struct emu_cpu *c, const struct insn *i)
 {
 	c->r[i->reg] = mem_read(c, i->seg, insn_ea(c, i), 8);
+	NEXT_INSN(c, i);
 }
 
 static void mov_load32(struct emu_cpu *c, const struct insn *i)
 {
 	c->r[i->reg] = mem_read(c, i->seg, insn_ea(c, i), 4);
+	NEXT_INSN(c, i);
 }
 
 /* ALU reg, reg (00-3F with mod 3, osize 4/8): no locking, no memory */
@@ -40,6 +45,7 @@ static void alu_rr(struct emu_cpu *c, const struct insn *i)
 	uint64_t r = alu(c, kind, size, c->r[dst], c->r[src]);
 	if (kind != ALU_CMP)
 		c->r[dst] = r; /* size 4 results are already zero-extended */
+	NEXT_INSN(c, i);
 }
 
 /* ALU reg, imm (81/83 with mod 3, osize 4/8) */
@@ -49,6 +55,7 @@ static void alu_ri(struct emu_cpu *c, const struct insn *i)
 	uint64_t r = alu(c, kind, i->osize, c->r[i->rm], i->imm);
 	if (kind != ALU_CMP)
 		c->r[i->rm] = r;
+	NEXT_INSN(c, i);
 }
 
 /* ALU reg, [mem] (03, 0B, 13, ... 3B with a memory operand, osize 4/8) */
@@ -59,6 +66,7 @@ static void alu_rm(struct emu_cpu *c, const struct insn *i)
 	uint64_t r = alu(c, kind, i->osize, c->r[i->reg], b);
 	if (kind != ALU_CMP)
 		c->r[i->reg] = r;
+	NEXT_INSN(c, i);
 }
 
 /* The same, specialised per operation and size (no dispatch on the kind):
@@ -80,6 +88,7 @@ static void alu_rm(struct emu_cpu *c, const struct insn *i)
 		ALU_SET_FLAGS(CC, SIZE);                                               \
 		if (WRITE)                                                             \
 			c->r[dst] = r;                                                 \
+		NEXT_INSN(c, i);                                                       \
 	}                                                                              \
 	static void ri_##NAME##SIZE(struct emu_cpu *c, const struct insn *i)           \
 	{                                                                              \
@@ -87,6 +96,7 @@ static void alu_rm(struct emu_cpu *c, const struct insn *i)
 		ALU_SET_FLAGS(CC, SIZE);                                               \
 		if (WRITE)                                                             \
 			c->r[i->rm] = r;                                               \
+		NEXT_INSN(c, i);                                                       \
 	}                                                                              \
 	static void rm_##NAME##SIZE(struct emu_cpu *c, const struct insn *i)           \
 	{                                                                              \
@@ -95,6 +105,7 @@ static void alu_rm(struct emu_cpu *c, const struct insn *i)
 		ALU_SET_FLAGS(CC, SIZE);                                               \
 		if (WRITE)                                                             \
 			c->r[i->reg] = r;                                              \
+		NEXT_INSN(c, i);                                                       \
 	}
 
 #define DEF_ALU_SIZES(NAME, EXPR, CC, WRITE)          \
@@ -136,7 +147,7 @@ static const insn_fn alu_rm_fast[8][2] = {
 		if (n == 0) {                                                           \
 			if (SIZE == 4)                                                  \
 				c->r[i->rm] = (uint32_t)c->r[i->rm];                    \
-			return;                                                         \
+			NEXT_INSN(c, i);                                                \
 		}                                                                       \
 		T a = (T)c->r[i->rm], r;                                                \
 		bool cf, of;                                                            \
@@ -149,7 +160,7 @@ static const insn_fn alu_rm_fast[8][2] = {
 			uint32_t f = flags_compute(c) & ~(FL_CF | FL_OF);               \
 			set_arith_flags(c, f | (cf ? FL_CF : 0) | (of ? FL_OF : 0));    \
 			c->r[i->rm] = r;                                                \
-			return;                                                         \
+			NEXT_INSN(c, i);                                                \
 		}                                                                       \
 		case 1: { /* ROR */                                                     \
 			unsigned k = n % BITS;                                          \
@@ -159,7 +170,7 @@ static const insn_fn alu_rm_fast[8][2] = {
 			uint32_t f = flags_compute(c) & ~(FL_CF | FL_OF);               \
 			set_arith_flags(c, f | (cf ? FL_CF : 0) | (of ? FL_OF : 0));    \
 			c->r[i->rm] = r;                                                \
-			return;                                                         \
+			NEXT_INSN(c, i);                                                \
 		}                                                                       \
 		case 4: case 6: /* SHL */                                               \
 			r = (T)(a << n);                                                \
@@ -179,7 +190,7 @@ static const insn_fn alu_rm_fast[8][2] = {
 		}                                                                       \
 		default: /* RCL/RCR: generic */                                         \
 			c->r[i->rm] = shift_op(c, i->reg & 7, SIZE, a, n);              \
-			return;                                                         \
+			NEXT_INSN(c, i);                                                \
 		}                                                                       \
 		c->cc_op = CC_SHIFT;                                                    \
 		c->cc_res = r;                                                          \
@@ -187,6 +198,7 @@ static const insn_fn alu_rm_fast[8][2] = {
 		c->cc_carry = cf;                                                       \
 		c->cc_b = of;                                                           \
 		c->r[i->rm] = r;                                                        \
+		NEXT_INSN(c, i);                                                        \
 	}
 
 DEF_SHIFT(4, uint32_t, int32_t, 32)
@@ -202,6 +214,7 @@ static insn_fn pick(const insn_fn t[8][2], unsigned kind, unsigned osize, insn_f
 static void test_rr(struct emu_cpu *c, const struct insn *i)
 {
 	alu(c, ALU_AND, i->osize, c->r[i->rm], c->r[i->reg]);
+	NEXT_INSN(c, i);
 }
 
 static void push64(struct emu_cpu *c, const struct insn *i)
@@ -210,6 +223,7 @@ static void push64(struct emu_cpu *c, const struct insn *i)
 	uint64_t sp = c->r[R_RSP] - 8;
 	mem_write_lin(c, sp, 8, c->r[r]);
 	c->r[R_RSP] = sp;
+	NEXT_INSN(c, i);
 }
 
 static void pop64(struct emu_cpu *c, const struct insn *i)
@@ -219,16 +233,19 @@ static void pop64(struct emu_cpu *c, const struct insn *i)
 	uint64_t v = mem_read_lin(c, sp, 8);
 	c->r[R_RSP] = sp + 8;
 	c->r[r] = v;
+	NEXT_INSN(c, i);
 }
 
 static void lea64(struct emu_cpu *c, const struct insn *i)
 {
 	c->r[i->reg] = insn_ea(c, i);
+	NEXT_INSN(c, i);
 }
 
 static void lea32(struct emu_cpu *c, const struct insn *i)
 {
 	c->r[i->reg] = (uint32_t)insn_ea(c, i);
+	NEXT_INSN(c, i);
 }
 
 static inline uint64_t canonical_target(struct emu_cpu *c, uint64_t t)
@@ -240,8 +257,11 @@ static inline uint64_t canonical_target(struct emu_cpu *c, uint64_t t)
 
 static void jcc_64(struct emu_cpu *c, const struct insn *i)
 {
-	if (cond_true(c, i->op & 15))
+	if (cond_true(c, i->op & 15)) {
 		c->next_rip = canonical_target(c, c->next_rip + i->imm);
+		END_JUMP(c, i);
+	}
+	NEXT_INSN(c, i);
 }
 
 static void call64(struct emu_cpu *c, const struct insn *i)
@@ -251,6 +271,7 @@ static void call64(struct emu_cpu *c, const struct insn *i)
 	mem_write_lin(c, sp, 8, c->next_rip);
 	c->r[R_RSP] = sp;
 	c->next_rip = t;
+	END_JUMP(c, i);
 }
 
 static void ret64(struct emu_cpu *c, const struct insn *i)
@@ -259,75 +280,78 @@ static void ret64(struct emu_cpu *c, const struct insn *i)
 	uint64_t t = mem_read_lin(c, sp, 8);
 	jump_near(c, t, 8);
 	c->r[R_RSP] = sp + 8;
+	END_JUMP(c, i);
 }
 
-void fast_specialize(struct emu_cpu *c, struct insn *i)
+bool fast_specialize(struct emu_cpu *c, struct insn *i)
 {
 	bool wide = i->osize == 4 || i->osize == 8;
 	/* flat: 64-bit mode, where DS/ES/SS bases are 0 (FS/GS keep theirs) */
 	if (!c->code64)
-		return;
+		return false;
 	if (i->map == 0) {
 		uint8_t op = i->op;
 		if ((op == 0x89 || op == 0x8B) && i->mod == 3 && wide && !(i->pfx & PFX_LOCK)) {
 			i->fn = i->osize == 8 ? mov_rr64 : mov_rr32;
-			return;
+			return true;
 		}
 		if (op == 0x89 && i->mod != 3 && wide && !(i->pfx & PFX_LOCK)) {
 			i->fn = mov_store;
-			return;
+			return true;
 		}
 		if (op == 0x8B && i->mod != 3 && wide) {
 			i->fn = i->osize == 8 ? mov_load64 : mov_load32;
-			return;
+			return true;
 		}
 		if (op < 0x40 && (op & 7) < 4 && (op & 1) && wide && !(i->pfx & PFX_LOCK)) {
 			if (i->mod == 3) {
 				i->fn = pick(alu_rr_fast, (op >> 3) & 7, i->osize, alu_rr);
-				return;
+				return true;
 			}
 			if (op & 2) {
 				i->fn = pick(alu_rm_fast, (op >> 3) & 7, i->osize, alu_rm);
-				return;
+				return true;
 			}
 		}
 		if ((op == 0x81 || op == 0x83) && i->mod == 3 && wide) {
 			i->fn = pick(alu_ri_fast, i->reg & 7, i->osize, alu_ri);
-			return;
+			return true;
 		}
 		if ((op == 0xC1 || op == 0xD3) && i->mod == 3 && wide) {
 			i->fn = i->osize == 8 ? shift_fast8 : shift_fast4;
-			return;
+			return true;
 		}
 		if (op == 0x85 && i->mod == 3 && wide) {
 			i->fn = test_rr;
-			return;
+			return true;
 		}
 		if (op >= 0x50 && op <= 0x57 && i->osize == 8) {
 			i->fn = push64;
-			return;
+			return true;
 		}
 		if (op >= 0x58 && op <= 0x5F && i->osize == 8) {
 			i->fn = pop64;
-			return;
+			return true;
 		}
 		if (op == 0x8D && i->mod != 3 && wide) {
 			i->fn = i->osize == 8 ? lea64 : lea32;
-			return;
+			return true;
 		}
 		if (op >= 0x70 && op <= 0x7F) {
 			i->fn = jcc_64;
-			return;
+			return true;
 		}
 		if (op == 0xE8) {
 			i->fn = call64;
-			return;
+			return true;
 		}
 		if (op == 0xC3) {
 			i->fn = ret64;
-			return;
+			return true;
 		}
 	} else if (i->map == 1 && i->op >= 0x80 && i->op <= 0x8F) {
 		i->fn = jcc_64;
+		return true;
 	}
+	return false;
 }
