@@ -81,8 +81,8 @@ static void watchdog_set(struct watchdog *w, struct machine *m)
 	pthread_mutex_unlock(&w->lock);
 }
 
-enum mode { MODE_REAL, MODE_PROT32, MODE_LONG, MODE_COUNT };
-static const char *const mode_name[MODE_COUNT] = { "real", "prot32", "long" };
+enum mode { MODE_REAL, MODE_PROT32, MODE_LONG, MODE_USER64, MODE_COUNT };
+static const char *const mode_name[MODE_COUNT] = { "real", "prot32", "long", "user64" };
 
 /* Bytes that make random code reach more of the decoder and the system
  * instructions than uniform bytes do. */
@@ -127,6 +127,37 @@ static void setup(struct machine *m, struct x86_cpu_state *s, enum mode mode)
 		}
 		s->idt.base = IDT_GPA;
 		s->idt.limit = 256 * 16 - 1;
+		break;
+	}
+	case MODE_USER64: {
+		/* Long mode at CPL3: exceptions switch to the TSS's RSP0. */
+		setup(m, s, MODE_LONG);
+		uint64_t gdt[7] = { 0, 0x00AF9B000000FFFFULL, 0x00CF93000000FFFFULL,
+				    0x00CFF3000000FFFFULL, 0x00AFFB000000FFFFULL, 0, 0 };
+		uint64_t tss = 0x5000;
+		gdt[5] = 0x67 | (tss & 0xFFFFFF) << 16 | 0x89ULL << 40 | ((tss >> 24) & 0xFF) << 56;
+		gdt[6] = tss >> 32;
+		memcpy(h + 0x500, gdt, sizeof(gdt));
+		memset(h + tss, 0, 0x68);
+		uint64_t rsp0 = 0x90000;
+		memcpy(h + tss + 4, &rsp0, 8);
+		s->gdt.limit = sizeof(gdt) - 1;
+		x86_flat_segment(&s->seg[SEG_CS], 0x23, true, true);
+		s->seg[SEG_CS].dpl = 3;
+		for (int k = 0; k < SEG_COUNT; k++) {
+			if (k == SEG_CS || k == SEG_LDT || k == SEG_TR)
+				continue;
+			x86_flat_segment(&s->seg[k], 0x1B, false, false);
+			s->seg[k].dpl = 3;
+		}
+		struct x86_segment *tr = &s->seg[SEG_TR];
+		memset(tr, 0, sizeof(*tr));
+		tr->selector = 0x28;
+		tr->base = tss;
+		tr->limit = 0x67;
+		tr->type = 0xB;
+		tr->present = 1;
+		s->rflags = 0x202;
 		break;
 	}
 	case MODE_PROT32: {
@@ -191,9 +222,12 @@ struct fuzz_result {
 	unsigned runs, stub_exits, resets, watchdog, other;
 };
 
-static void fuzz_one(struct watchdog *w, enum mode mode, struct fuzz_result *res)
+/* One machine per mode, reused run after run (creating the engine's
+ * per-vCPU caches for every run is slow under ASan): each run rewrites
+ * RAM as a loader does, through the notification that drops decoded
+ * code, and starts from a fresh register state. */
+static void fuzz_one(struct watchdog *w, struct machine *m, enum mode mode, struct fuzz_result *res)
 {
-	struct machine *m = harness_new(RAM_SIZE, 1);
 	struct x86_cpu_state s;
 	/* RAM full of INT3: code that jumps or runs off the random bytes
 	 * traps at once instead of sliding through zeroed RAM. */
@@ -205,7 +239,10 @@ static void fuzz_one(struct watchdog *w, enum mode mode, struct fuzz_result *res
 		if (r != R_RSP)
 			s.gpr[r] = random_reg();
 	s.rflags = 2 | (rnd() & 0xCD5); /* random arithmetic flags and DF */
+	m->ram.written(m->ram.written_opaque, 0, RAM_SIZE);
 	assert_int_equal(emu_accel_ops.set_state(&m->vcpus[0], &s), 0);
+	__atomic_store_n(&m->run_state, VM_RUNNING, __ATOMIC_RELEASE);
+	m->exit_code = 0;
 
 	watchdog_set(w, m);
 	emu_accel_ops.vcpu_run(&m->vcpus[0]);
@@ -233,14 +270,13 @@ static void fuzz_one(struct watchdog *w, enum mode mode, struct fuzz_result *res
 			fprintf(stderr, " %02x", m->ram.host[code + k]);
 		fprintf(stderr, "\n");
 	}
-	harness_free(m);
 }
 
 static void test_random_code(void **state)
 {
 	(void)state;
 	const char *e = getenv("XVM_EMU_FUZZ_ITERS");
-	unsigned iters = e ? (unsigned)strtoul(e, NULL, 0) : 600;
+	unsigned iters = e ? (unsigned)strtoul(e, NULL, 0) : 2000;
 	e = getenv("XVM_EMU_FUZZ_SEED");
 	rng_state = e ? strtoull(e, NULL, 0) : 0x9E3779B97F4A7C15ULL;
 	if (!rng_state)
@@ -252,8 +288,13 @@ static void test_random_code(void **state)
 	assert_int_equal(pthread_create(&t, NULL, watchdog_main, &w), 0);
 
 	struct fuzz_result res[MODE_COUNT] = { { 0 } };
+	struct machine *ms[MODE_COUNT];
+	for (int md = 0; md < MODE_COUNT; md++)
+		ms[md] = harness_new(RAM_SIZE, 1);
 	for (unsigned k = 0; k < iters; k++)
-		fuzz_one(&w, (enum mode)(k % MODE_COUNT), &res[k % MODE_COUNT]);
+		fuzz_one(&w, ms[k % MODE_COUNT], (enum mode)(k % MODE_COUNT), &res[k % MODE_COUNT]);
+	for (int md = 0; md < MODE_COUNT; md++)
+		harness_free(ms[md]);
 
 	pthread_mutex_lock(&w.lock);
 	w.quit = true;
