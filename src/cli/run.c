@@ -45,11 +45,14 @@ void run_usage(void)
 "  --debug-exit          port 0xF4 device: a write of V exits with status (V<<1)|1\n"
 "  --no-reboot           exit with status 0 when the guest resets instead of\n"
 "                        restarting it\n"
-"  --name NAME           name of the VM (logs, control API)\n"
+"  --name NAME           name of the VM (shown in its log lines)\n"
 "  --disk path=FILE[,format=raw|qcow2][,readonly=on][,serial=ID][,transport=pci|mmio]\n"
 "                        virtio block device (repeatable, up to %d)\n"
-"  --net SPEC            virtio network device, e.g. user or tap=IFNAME\n"
-"                        (repeatable, up to %d)\n"
+"  --net SPEC            virtio network device (repeatable, up to %d); SPEC is\n"
+"                        user[,hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT...]\n"
+"                          (libslirp, no root: DHCP 10.0.2.15, host at 10.0.2.2)\n"
+"                        or tap=IFNAME (an existing TAP interface)\n"
+"                        then [,mac=XX:XX:XX:XX:XX:XX][,transport=pci|mmio]\n"
 "  --rng                 virtio entropy device\n"
 "  -v, --verbose         debug log (engine choice, device map ...)\n"
 "  -h, --help            this text\n"
@@ -434,6 +437,8 @@ int cmd_run(int argc, char **argv)
 		run_config_free(&cfg);
 		return 0;
 	}
+	if (r == 0)
+		log_set_name(cfg.name);
 	if (r < 0 || run_check_host(&cfg, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		run_config_free(&cfg);

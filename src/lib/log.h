@@ -1,10 +1,14 @@
-/* Logging and fatal errors. Messages go to stderr, prefixed "xvm: ". */
+/* Logging and fatal errors. Messages go to stderr, prefixed "xvm: " (or
+ * "xvm[NAME]: " once log_set_name was called). */
 #ifndef XVM_LIB_LOG_H
 #define XVM_LIB_LOG_H
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 extern enum log_level xvm_log_level;
+/* The VM's name (xvm run --name): when set, lines read "xvm[NAME]: ...",
+ * so the logs of several VMs on one host can be told apart. */
+void log_set_name(const char *name);
 
 void xvm_log(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -42,6 +42,8 @@ expect "--accel xen" --kernel "$tmp/junk" --accel xen
 expect "--console tty" --kernel "$tmp/junk" --console tty
 expect "format must be raw or qcow2" --kernel "$tmp/junk" --disk path=x,format=vdi
 expect "unexpected argument" --kernel "$tmp/junk" extra-arg
+# With --name, every line of the VM says which VM it is.
+expect "xvm[web-1]: " --name web-1 --kernel "$tmp/missing"
 # No /dev/kvm here: asking for KVM says exactly why.
 if [ ! -e /dev/kvm ]; then
 	expect "/dev/kvm: No such file or directory" --kernel "$tmp/junk" --accel kvm
