@@ -161,8 +161,13 @@ static void setup_string(uint64_t *gpr)
 	gpr[R_RCX] = diff_rand() % 40;
 }
 
+static uint64_t rand_string_qword(void);
+
 uint64_t diff_rand_fp(int lane_bytes)
 {
+	/* lane_bytes 1: text for the string instructions */
+	if (lane_bytes == 1)
+		return rand_string_qword();
 	/* mix of ordinary numbers, zeros, infinities, NaNs and random bits */
 	uint64_t r = diff_rand();
 	if (lane_bytes == 8) {
@@ -578,6 +583,233 @@ static void gen_sse_fp(void)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* SSSE3, SSE4.1, SSE4.2 */
+
+#define DIFF_DATA 0x10100000ULL  /* emu_diff.c's data page */
+
+/* The second MMX operand lives at [rsi] (mm registers are not part of the
+ * compared state, so MMX forms load mm1/mm2 from memory and move the
+ * result to RAX). */
+static void setup_mmx_rsi(uint64_t *gpr)
+{
+	gpr[R_RSI] = DIFF_DATA + 0x200 + 8 * (diff_rand() % 4);
+}
+
+/* PCMPESTRx lengths: mostly in and around the element counts, sometimes
+ * the random edge values (negative, INT_MIN, huge). */
+static void setup_str_len(uint64_t *gpr)
+{
+	if (diff_rand() % 4) {
+		gpr[R_RAX] = (uint64_t)((int64_t)(diff_rand() % 41) - 20);
+		gpr[R_RDX] = (uint64_t)((int64_t)(diff_rand() % 41) - 20);
+	}
+}
+
+/* xmm3,xmm12 / xmm9,[rbx] (aligned) / xmm9,[rbx+8] (misaligned) */
+static void sse4_forms(const char *name, const char *opc, int imm, int fp, unsigned mem_bytes)
+{
+	for (int form = 0; form < 3; form++) {
+		if (form && !mem_bytes)
+			break;
+		static const char *const fn[3] = { "xmm3,xmm12", "xmm9,[rbx]", "xmm9,[rbx+8]" };
+		struct diff_form *f = imm >= 0 ? newf("%s %s,%#x", name, fn[form], imm) : newf("%s %s", name, fn[form]);
+		enc(f, 0x66, 4, opc, form ? 9 : 3, 12, form > 0);
+		if (imm >= 0)
+			emit(f, imm);
+		if (form == 2)
+			f->mem_offset = 0x108;
+		f->fp = (uint8_t)fp;
+	}
+}
+
+/* movq mm1,[rbx]; op mm1,mm2|[rsi]; movq rax,mm1 (mm2 loaded from [rsi]) */
+static void ssse3_mmx_forms(const char *name, uint8_t map, uint8_t op, int imm)
+{
+	for (int mem = 0; mem < 2; mem++) {
+		struct diff_form *f = newf("%s mm1,%s", name, mem ? "[rsi]" : "mm2");
+		emit(f, 0x0F); emit(f, 0x6F); emit(f, 0x0B);             /* movq mm1,[rbx] */
+		if (!mem) {
+			emit(f, 0x0F); emit(f, 0x6F); emit(f, 0x16);     /* movq mm2,[rsi] */
+		}
+		emit(f, 0x0F); emit(f, map); emit(f, op);
+		emit(f, mem ? 0x0E : 0xCA);
+		if (imm >= 0)
+			emit(f, imm);
+		emit(f, 0x48); emit(f, 0x0F); emit(f, 0x7E); emit(f, 0xC8); /* movq rax,mm1 */
+		f->setup = setup_mmx_rsi;
+	}
+}
+
+static void gen_ssse3(void)
+{
+	static const struct { const char *n; uint8_t op; } ops[] = {
+		{ "pshufb", 0x00 }, { "phaddw", 0x01 }, { "phaddd", 0x02 }, { "phaddsw", 0x03 },
+		{ "pmaddubsw", 0x04 }, { "phsubw", 0x05 }, { "phsubd", 0x06 }, { "phsubsw", 0x07 },
+		{ "psignb", 0x08 }, { "psignw", 0x09 }, { "psignd", 0x0A }, { "pmulhrsw", 0x0B },
+		{ "pabsb", 0x1C }, { "pabsw", 0x1D }, { "pabsd", 0x1E },
+	};
+	for (unsigned k = 0; k < sizeof(ops) / sizeof(ops[0]); k++) {
+		char o[8];
+		snprintf(o, sizeof(o), "0F38%02X", ops[k].op);
+		sse4_forms(ops[k].n, o, -1, 0, 16);
+		ssse3_mmx_forms(ops[k].n, 0x38, ops[k].op, -1);
+	}
+	static const uint8_t shifts[] = { 0, 1, 5, 8, 15, 16, 17, 31, 32, 200 };
+	for (unsigned k = 0; k < sizeof(shifts); k++) {
+		sse4_forms("palignr", "0F3A0F", shifts[k], 0, k % 3 == 0 ? 16 : 0);
+		ssse3_mmx_forms("palignr", 0x3A, 0x0F, shifts[k]);
+	}
+	/* wrong prefixes: #UD */
+	struct diff_form *f = newf("f3 pshufb xmm3,xmm12 (#UD)");
+	enc(f, 0xF3, 4, "0F3800", 3, 12, false);
+	f = newf("f2 pabsw xmm3,xmm12 (#UD)");
+	enc(f, 0xF2, 4, "0F381D", 3, 12, false);
+}
+
+/* PTEST: "The ZF flag is set if (DEST AND SRC) is all 0s ... The CF flag
+ * is set if ((NOT DEST) AND SRC) is all 0s. The AF, OF, PF, SF flags are
+ * cleared" (all flags defined). */
+static void gen_sse41(void)
+{
+	static const struct { const char *n; uint8_t op; unsigned mem; int fp; } ops38[] = {
+		{ "pblendvb", 0x10, 16, 0 }, { "blendvps", 0x14, 16, 4 }, { "blendvpd", 0x15, 16, 8 },
+		{ "ptest", 0x17, 16, 0 },
+		{ "pmovsxbw", 0x20, 8, 0 }, { "pmovsxbd", 0x21, 4, 0 }, { "pmovsxbq", 0x22, 2, 0 },
+		{ "pmovsxwd", 0x23, 8, 0 }, { "pmovsxwq", 0x24, 4, 0 }, { "pmovsxdq", 0x25, 8, 0 },
+		{ "pmuldq", 0x28, 16, 0 }, { "pcmpeqq", 0x29, 16, 0 }, { "packusdw", 0x2B, 16, 0 },
+		{ "pmovzxbw", 0x30, 8, 0 }, { "pmovzxbd", 0x31, 4, 0 }, { "pmovzxbq", 0x32, 2, 0 },
+		{ "pmovzxwd", 0x33, 8, 0 }, { "pmovzxwq", 0x34, 4, 0 }, { "pmovzxdq", 0x35, 8, 0 },
+		{ "pminsb", 0x38, 16, 0 }, { "pminsd", 0x39, 16, 0 }, { "pminuw", 0x3A, 16, 0 },
+		{ "pminud", 0x3B, 16, 0 }, { "pmaxsb", 0x3C, 16, 0 }, { "pmaxsd", 0x3D, 16, 0 },
+		{ "pmaxuw", 0x3E, 16, 0 }, { "pmaxud", 0x3F, 16, 0 }, { "pmulld", 0x40, 16, 0 },
+		{ "phminposuw", 0x41, 16, 0 },
+	};
+	for (unsigned k = 0; k < sizeof(ops38) / sizeof(ops38[0]); k++) {
+		char o[8];
+		snprintf(o, sizeof(o), "0F38%02X", ops38[k].op);
+		sse4_forms(ops38[k].n, o, -1, ops38[k].fp, ops38[k].mem);
+	}
+	/* implicit XMM0 as the destination too */
+	struct diff_form *f = newf("pblendvb xmm0,xmm5");
+	enc(f, 0x66, 4, "0F3810", 0, 5, false);
+	f = newf("blendvps xmm0,xmm0");
+	enc(f, 0x66, 4, "0F3814", 0, 0, false);
+	f = newf("movntdqa xmm9,[rbx]");
+	enc(f, 0x66, 4, "0F382A", 9, 0, true);
+	f = newf("movntdqa xmm9,[rbx+8] (#GP)");
+	enc(f, 0x66, 4, "0F382A", 9, 0, true);
+	f->mem_offset = 0x108;
+	f = newf("ptest no 66 (#UD)");
+	enc(f, 0, 4, "0F3817", 3, 12, false);
+
+	/* ROUND: every imm8[3:0] (modes, MXCSR.RC, precision suppression) */
+	for (int imm = 0; imm < 16; imm++) {
+		sse4_forms("roundps", "0F3A08", imm, 4, imm % 4 == 0 ? 16 : 0);
+		sse4_forms("roundpd", "0F3A09", imm, 8, imm % 4 == 1 ? 16 : 0);
+		sse4_forms("roundss", "0F3A0A", imm, 4, imm % 4 == 2 ? 4 : 0);
+		sse4_forms("roundsd", "0F3A0B", imm, 8, imm % 4 == 3 ? 8 : 0);
+	}
+	static const uint8_t imms[] = { 0x00, 0x05, 0x0A, 0x0F, 0x31, 0x7F, 0xA5, 0xF0, 0xFF, 0x5C };
+	for (unsigned k = 0; k < sizeof(imms); k++) {
+		unsigned mem = k < 2 ? 16 : 0;
+		sse4_forms("blendps", "0F3A0C", imms[k], 4, mem);
+		sse4_forms("blendpd", "0F3A0D", imms[k], 8, mem);
+		sse4_forms("pblendw", "0F3A0E", imms[k], 0, mem);
+		sse4_forms("dpps", "0F3A40", imms[k], 4, mem);
+		sse4_forms("dppd", "0F3A41", imms[k], 8, mem);
+		sse4_forms("insertps", "0F3A21", imms[k], 0, k < 2 || imms[k] >> 6 ? 4 : 0); /* memory: no source lane */
+	}
+	for (int imm = 0; imm < 8; imm++)
+		sse4_forms("mpsadbw", "0F3A42", imm, 0, imm == 5 ? 16 : 0);
+
+	/* PEXTRB/W/D/Q, EXTRACTPS r/m,xmm5,imm; PINSRB/D/Q xmm5,r/m,imm */
+	static const struct { const char *n; const char *opc; int size; int imask; } ex[] = {
+		{ "pextrb", "0F3A14", 4, 15 }, { "pextrw", "0F3A15", 4, 7 }, { "pextrd", "0F3A16", 4, 3 },
+		{ "pextrq", "0F3A16", 8, 1 }, { "extractps", "0F3A17", 4, 3 }, { "extractps.w", "0F3A17", 8, 3 },
+		{ "pinsrb", "0F3A20", 4, 15 }, { "pinsrd", "0F3A22", 4, 3 }, { "pinsrq", "0F3A22", 8, 1 },
+	};
+	for (unsigned k = 0; k < sizeof(ex) / sizeof(ex[0]); k++)
+		for (int imm = 0; imm <= ex[k].imask; imm += ex[k].imask > 3 ? 5 : 1)
+			for (int mem = 0; mem < 2; mem++) {
+				f = newf("%s %s,xmm5,%d", ex[k].n, mem ? "[rbx]" : "r10", imm);
+				enc(f, 0x66, ex[k].size, ex[k].opc, 5, 10, mem);
+				emit(f, imm | (int)(diff_rand() & 0xF0 & ~(unsigned)ex[k].imask));
+			}
+	/* register pinsrb with a high byte register that REX makes sil */
+	f = newf("pinsrb xmm2,esi,3");
+	enc(f, 0x66, 4, "0F3A20", 2, 6, false);
+	emit(f, 3);
+}
+
+/* A string-like mix for PCMPxSTRx: letters from a small alphabet (so
+ * elements match often), some nulls (implicit lengths), some random. */
+static uint64_t rand_string_qword(void)
+{
+	uint64_t v = 0;
+	for (int k = 0; k < 8; k++) {
+		uint64_t r = diff_rand() % 64, b;
+		if (r < 3)
+			b = 0;
+		else if (r < 6)
+			b = diff_rand() & 0xFF;
+		else
+			b = "abcd"[r & 3];
+		v |= b << (8 * k);
+	}
+	return v;
+}
+
+/* PCMPxSTRx: "CF: reset if IntRes2 is zero, set otherwise; ZF: set if any
+ * byte/word of xmm2/mem128 is null (implicit) / if |EDX| < 16 (8)
+ * (explicit); SF: likewise for xmm1 / |EAX|; OF: IntRes2[0]; AF: reset;
+ * PF: reset" - all flags defined. */
+static void gen_sse42(void)
+{
+	static const char *const names[4] = { "pcmpestrm", "pcmpestri", "pcmpistrm", "pcmpistri" };
+	for (int op = 0; op < 4; op++) {
+		char o[8];
+		snprintf(o, sizeof(o), "0F3A%02X", 0x60 + op);
+		for (int imm = 0; imm < 128; imm++) {
+			/* every format, aggregation, polarity and output selection */
+			bool mem = imm % 8 == op;
+			struct diff_form *f = newf("%s xmm3,%s,%#x", names[op], mem ? "[rbx+3]" : "xmm12", imm);
+			enc(f, 0x66, 4, o, 3, 12, mem);
+			emit(f, imm);
+			f->mem_offset = 0x103; /* no alignment needed */
+			f->fp = 1;
+			if (op < 2)
+				f->setup = setup_str_len;
+		}
+		struct diff_form *f = newf("%s.w xmm3,xmm12,0x0c", names[op]); /* REX.W: RAX/RDX lengths */
+		enc(f, 0x66, 8, o, 3, 12, false);
+		emit(f, 0x0C);
+		f->fp = 1;
+		if (op < 2)
+			f->setup = setup_str_len;
+	}
+	sse4_forms("pcmpgtq", "0F3837", -1, 0, 16);
+	/* CRC32 r32/r64 with r/m8/16/32/64 */
+	static const struct { const char *n; const char *opc; int size; } crc[] = {
+		{ "crc32b", "0F38F0", 4 }, { "crc32b.w", "0F38F0", 8 }, { "crc32w", "0F38F1", 2 },
+		{ "crc32l", "0F38F1", 4 }, { "crc32q", "0F38F1", 8 },
+	};
+	for (unsigned k = 0; k < sizeof(crc) / sizeof(crc[0]); k++)
+		for (unsigned p = 0; p < 3; p++) {
+			struct diff_form *f = newf("%s %s,%s", crc[k].n, rn[pairs[p][0]], rn[pairs[p][1]]);
+			enc(f, 0xF2, crc[k].size, crc[k].opc, pairs[p][0], pairs[p][1], false);
+			if (p == 0) {
+				f = newf("%s %s,[rbx]", crc[k].n, rn[pairs[p][0]]);
+				enc(f, 0xF2, crc[k].size, crc[k].opc, pairs[p][0], 0, true);
+				f->mem_offset = 0x101;
+			}
+		}
+	struct diff_form *f = newf("crc32b eax,ah");
+	emit(f, 0xF2); emit(f, 0x0F); emit(f, 0x38); emit(f, 0xF0); emit(f, 0xC4);
+	f = newf("crc32b eax,sil");
+	emit(f, 0xF2); emit(f, 0x40); emit(f, 0x0F); emit(f, 0x38); emit(f, 0xF0); emit(f, 0xC6);
+}
+
 /* After a shift by CL, SETcc of a condition that reads an undefined flag
  * (OF for counts above 1) gives an undefined result. */
 static bool shift_setcc_undef(const struct diff_form *f, const uint64_t *gpr, int r)
@@ -640,6 +872,9 @@ const struct diff_form *diff_forms(unsigned *n)
 		gen_sse_int();
 		gen_sse_fp();
 		gen_flag_pairs();
+		gen_ssse3();
+		gen_sse41();
+		gen_sse42();
 	}
 	*n = nforms;
 	return forms;

@@ -1,5 +1,5 @@
-/* MMX, SSE and SSE2 (the x86-64 baseline), plus the SSE3/SSSE3 forms
- * listed in sse_extra.c. Integer lanes are plain C loops; floating point
+/* MMX, SSE and SSE2 (the x86-64 baseline); SSE3 is in sse_fp.c, SSSE3
+ * and SSE4 in sse4.c. Integer lanes are plain C loops; floating point
  * uses the host's IEEE float/double, which is what SSE computes (round to
  * nearest; MXCSR rounding modes are honoured by the conversions; MXCSR
  * exception flags are not accumulated). */
@@ -551,7 +551,6 @@ static void op_movnt(struct emu_cpu *c, const struct insn *i)
 }
 
 void sse_fp_init(void);
-void sse_extra_init(void);
 
 void exec_sse_init(void)
 {
@@ -592,4 +591,5 @@ void exec_sse_init(void)
 	op_table2[0xD7] = op_pmovmskb;
 	op_table2[0xF7] = op_maskmov;
 	sse_fp_init();
+	sse4_init();
 }

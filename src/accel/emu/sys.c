@@ -298,8 +298,8 @@ int msr_write(struct emu_cpu *c, uint32_t msr, uint64_t v)
 		1u << 17 /* PSE36 */ | 1u << 19 /* CLFSH */ | 1u << 23 /* MMX */ | 1u << 24 /* FXSR */ | \
 		1u << 25 /* SSE */ | 1u << 26 /* SSE2 */)
 /* ECX: SSE3, PCLMUL no, SSSE3, CX16, SSE4.1, SSE4.2, POPCNT, TSC-deadline, hypervisor */
-uint32_t emu_cpuid_f1_ecx = 1u << 0 /* SSE3 */ | 1u << 13 /* CX16 */ | 1u << 23 /* POPCNT */ | 1u << 24 /* TSC deadline */ |
-			    1u << 31 /* hypervisor */;
+uint32_t emu_cpuid_f1_ecx = 1u << 0 /* SSE3 */ | 1u << 9 /* SSSE3 */ | 1u << 13 /* CX16 */ | 1u << 19 /* SSE4.1 */ |
+			    1u << 20 /* SSE4.2 */ | 1u << 23 /* POPCNT */ | 1u << 24 /* TSC deadline */ | 1u << 31 /* hypervisor */;
 
 void do_cpuid(struct emu_cpu *c)
 {
