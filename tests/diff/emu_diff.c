@@ -225,7 +225,9 @@ int main(int argc, char **argv)
 			memcpy(code + form->len + 6, &ret, 8);
 			memcpy(data, pattern, DATA_SIZE);
 			nat = in;
+			unsigned host_mxcsr = __builtin_ia32_stmxcsr();
 			int sig = run_native(&nat, code);
+			__builtin_ia32_ldmxcsr(host_mxcsr); /* a form may load MXCSR */
 			int nvec = sig ? vector_of_signal(sig) : -1;
 
 			/* emulated */

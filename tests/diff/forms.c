@@ -665,11 +665,30 @@ static void gen_ssse3(void)
 	enc(f, 0xF3, 4, "0F3800", 3, 12, false);
 	f = newf("f2 pabsw xmm3,xmm12 (#UD)");
 	enc(f, 0xF2, 4, "0F381D", 3, 12, false);
+	f = newf("66 f2 pshufb xmm3,xmm12 (#UD)");
+	emit(f, 0x66);
+	enc(f, 0xF2, 4, "0F3800", 3, 12, false);
+	f = newf("lock pshufb xmm3,[rbx] (#UD)");
+	emit(f, 0xF0);
+	enc(f, 0x66, 4, "0F3800", 3, 0, true);
+	f = newf("lock palignr mm1,mm2 (#UD)");
+	emit(f, 0xF0);
+	enc(f, 0, 4, "0F3A0F", 1, 2, false);
+	emit(f, 3);
 }
 
-/* PTEST: "The ZF flag is set if (DEST AND SRC) is all 0s ... The CF flag
- * is set if ((NOT DEST) AND SRC) is all 0s. The AF, OF, PF, SF flags are
- * cleared" (all flags defined). */
+static void setup_mxcsr(uint64_t *gpr, unsigned rc)
+{
+	gpr[R_RAX] = 0x1F80 | rc << 13;
+}
+static void setup_mxcsr_rc0(uint64_t *gpr) { setup_mxcsr(gpr, 0); }
+static void setup_mxcsr_rc1(uint64_t *gpr) { setup_mxcsr(gpr, 1); }
+static void setup_mxcsr_rc2(uint64_t *gpr) { setup_mxcsr(gpr, 2); }
+static void setup_mxcsr_rc3(uint64_t *gpr) { setup_mxcsr(gpr, 3); }
+
+/* PTEST (SDM): "Set ZF if xmm2/m128 AND xmm1 result is all 0s. Set CF if
+ * xmm2/m128 AND NOT xmm1 result is all 0s."; AF, OF, PF, SF are cleared:
+ * every flag is defined, none masked. */
 static void gen_sse41(void)
 {
 	static const struct { const char *n; uint8_t op; unsigned mem; int fp; } ops38[] = {
@@ -710,6 +729,21 @@ static void gen_sse41(void)
 		sse4_forms("roundss", "0F3A0A", imm, 4, imm % 4 == 2 ? 4 : 0);
 		sse4_forms("roundsd", "0F3A0B", imm, 8, imm % 4 == 3 ? 8 : 0);
 	}
+	/* ROUND* with imm8[2] under each MXCSR.RC: mov [rbx],eax; ldmxcsr [rbx];
+	 * round (RAX = 0x1F80 | RC << 13 from the setup) */
+	static void (*const set_rc[4])(uint64_t *) = { setup_mxcsr_rc0, setup_mxcsr_rc1, setup_mxcsr_rc2, setup_mxcsr_rc3 };
+	static const char *const round_op[4] = { "0F3A08", "0F3A09", "0F3A0A", "0F3A0B" };
+	static const char *const round_n[4] = { "roundps", "roundpd", "roundss", "roundsd" };
+	for (int rc = 0; rc < 4; rc++)
+		for (int k = 0; k < 4; k++) {
+			f = newf("ldmxcsr rc=%d; %s xmm3,xmm12,0xc", rc, round_n[k]);
+			emit(f, 0x89); emit(f, 0x03);
+			emit(f, 0x0F); emit(f, 0xAE); emit(f, 0x13);
+			enc(f, 0x66, 4, round_op[k], 3, 12, false);
+			emit(f, 0x0C);
+			f->setup = set_rc[rc];
+			f->fp = (uint8_t)(k & 1 ? 8 : 4);
+		}
 	static const uint8_t imms[] = { 0x00, 0x05, 0x0A, 0x0F, 0x31, 0x7F, 0xA5, 0xF0, 0xFF, 0x5C };
 	for (unsigned k = 0; k < sizeof(imms); k++) {
 		unsigned mem = k < 2 ? 16 : 0;
@@ -760,10 +794,10 @@ static uint64_t rand_string_qword(void)
 	return v;
 }
 
-/* PCMPxSTRx: "CF: reset if IntRes2 is zero, set otherwise; ZF: set if any
- * byte/word of xmm2/mem128 is null (implicit) / if |EDX| < 16 (8)
- * (explicit); SF: likewise for xmm1 / |EAX|; OF: IntRes2[0]; AF: reset;
- * PF: reset" - all flags defined. */
+/* PCMPxSTRx flags (SDM 4.1.4/4.1.5, no undefined ones): CF = IntRes2 is
+ * not zero; ZF = a null element in xmm2/m128 (implicit) or |EDX| below the
+ * element count (explicit); SF = the same for xmm1 / |EAX|; OF = IntRes2[0];
+ * AF and PF cleared. */
 static void gen_sse42(void)
 {
 	static const char *const names[4] = { "pcmpestrm", "pcmpestri", "pcmpistrm", "pcmpistri" };
@@ -804,7 +838,17 @@ static void gen_sse42(void)
 				f->mem_offset = 0x101;
 			}
 		}
-	struct diff_form *f = newf("crc32b eax,ah");
+	struct diff_form *f = newf("lock crc32l eax,[rbx] (#UD)");
+	emit(f, 0xF0);
+	enc(f, 0xF2, 4, "0F38F1", 0, 0, true);
+	f = newf("lock pcmpistri xmm1,xmm2 (#UD)");
+	emit(f, 0xF0);
+	enc(f, 0x66, 4, "0F3A63", 1, 2, false);
+	emit(f, 0x0C);
+	f = newf("66 crc32b ecx,dl");
+	emit(f, 0x66);
+	enc(f, 0xF2, 4, "0F38F0", 1, 2, false);
+	f = newf("crc32b eax,ah");
 	emit(f, 0xF2); emit(f, 0x0F); emit(f, 0x38); emit(f, 0xF0); emit(f, 0xC4);
 	f = newf("crc32b eax,sil");
 	emit(f, 0xF2); emit(f, 0x40); emit(f, 0x0F); emit(f, 0x38); emit(f, 0xF0); emit(f, 0xC6);
