@@ -428,7 +428,44 @@ static void gen_moves(void)
 		f = newf("lea%s rdx,[rbx]", sz(size));
 		enc(f, 0, size, "8D", 2, 0, true);
 	}
-	struct diff_form *f = newf("movsxd rax,ecx");
+	/* operands the fast paths (fast.c) treat specially: high byte
+	 * registers without REX, memory sources, 32-bit destinations */
+	for (int size = 2; size <= 8; size *= 2) {
+		struct diff_form *f = newf("imul%s rcx,[rbx]", sz(size));
+		enc(f, 0, size, "0FAF", 1, 0, true);
+		f->undef_flags = FL_SF | FL_ZF | FL_AF | FL_PF;
+		f = newf("movzx%s rcx,%s", sz(size), size == 8 ? "sil" : "ah");
+		enc(f, 0, size, "0FB6", 1, size == 8 ? 6 : 4, false);
+		f = newf("movzx%s rcx,byte [rbx]", sz(size));
+		enc(f, 0, size, "0FB6", 1, 0, true);
+		f = newf("movsx%s rdx,byte [rbx]", sz(size));
+		enc(f, 0, size, "0FBE", 2, 0, true);
+		f = newf("movsx%s rsi,r9w", sz(size));
+		enc(f, 0, size, "0FBF", 6, 9, false);
+		f = newf("movzx%s r10,r11w", sz(size));
+		enc(f, 0, size, "0FB7", 10, 11, false);
+	}
+	struct diff_form *f = newf("movsxd rax,[rbx]");
+	emit(f, 0x48); emit(f, 0x63); emit(f, 0x03);
+	f = newf("movsxd eax,ecx");
+	emit(f, 0x63); emit(f, 0xC1);
+	f = newf("movsxd r9,r14d");
+	emit(f, 0x4D); emit(f, 0x63); emit(f, 0xCE);
+	f = newf("nopl [rbx]");
+	emit(f, 0x0F); emit(f, 0x1F); emit(f, 0x03);
+	f = newf("testb cl,ah");
+	emit(f, 0x84); emit(f, 0xE1);
+	f = newf("testb r9b,sil");
+	emit(f, 0x41); emit(f, 0x84); emit(f, 0xF1);
+	f = newf("cmpb al,imm8");
+	emit(f, 0x3C); emit_imm(f, diff_rand(), 1);
+	for (int cc = 0; cc < 16; cc++) {
+		f = newf("set%x ah", cc);
+		emit(f, 0x0F); emit(f, 0x90 + cc); emit(f, 0xC4);
+		f = newf("set%x sil", cc);
+		emit(f, 0x40); emit(f, 0x0F); emit(f, 0x90 + cc); emit(f, 0xC6);
+	}
+	f = newf("movsxd rax,ecx");
 	emit(f, 0x48); emit(f, 0x63); emit(f, 0xC1);
 	for (int cc = 0; cc < 16; cc++) {
 		f = newf("set%x cl", cc);

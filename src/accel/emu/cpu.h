@@ -276,6 +276,11 @@ bool decode_insn_ahead(struct emu_cpu *c, struct insn *i);
 /* Swaps in a specialised handler for common forms (fast.c). Returns
  * true if it did (those handlers chain: NEXT_INSN / END_JUMP). */
 bool fast_specialize(struct emu_cpu *c, struct insn *i);
+/* Can the block decoder follow this direct JMP/CALL? Then its handler
+ * becomes fast_jmp_inline / fast_call_inline. */
+bool fast_inline_branch(const struct emu_cpu *c, const struct insn *i);
+void fast_jmp_inline(struct emu_cpu *c, const struct insn *i);
+void fast_call_inline(struct emu_cpu *c, const struct insn *i);
 extern bool emu_no_fast_paths;
 
 /* ------------------------------------------------------------------ */

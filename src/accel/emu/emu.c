@@ -363,8 +363,17 @@ static const struct block *lookup_block(struct emu_cpu *c, struct block *scratch
 	b->start = c->arena_used;
 	b->n = 1;
 	uint64_t save_rip = c->rip, rip = c->rip + first->len;
-	const struct insn *last = first;
-	while (!ends_block(last) && b->n < BLOCK_MAX) {
+	struct insn *last = first;
+	while (b->n < BLOCK_MAX) {
+		if (ends_block(last)) {
+			/* A direct JMP/CALL to the same page: go on decoding at
+			 * its target (the page generation covers those bytes). */
+			uint64_t t = rip + last->imm;
+			if (!fast_inline_branch(c, last) || (t >> 12) != (lin >> 12))
+				break;
+			last->fn = last->run = last->op == 0xE8 ? fast_call_inline : fast_jmp_inline;
+			rip = t;
+		}
 		uint64_t l = lin_mask(c, seg_lin(c, SEG_CS, rip));
 		if ((l >> 12) != (lin >> 12))
 			break;

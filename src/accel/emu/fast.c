@@ -283,6 +283,139 @@ static void ret64(struct emu_cpu *c, const struct insn *i)
 	END_JUMP(c, i);
 }
 
+/* The r/m operand of a fast form: register or flat memory. */
+static inline uint64_t fast_rm(struct emu_cpu *c, const struct insn *i, unsigned size)
+{
+	if (i->mod == 3)
+		return reg_read(c, i->rm, size, i->rex);
+	return mem_read(c, i->seg, insn_ea(c, i), size);
+}
+
+/* IMUL r, r/m (0F AF), 32/64-bit. CF = OF = the signed product did not
+ * fit; SF/ZF/PF from the result and AF clear, like the generic handler
+ * (the SDM leaves those four undefined). CC_SHIFT holds exactly that. */
+static void imul_rm8(struct emu_cpu *c, const struct insn *i)
+{
+	int64_t r;
+	bool of = __builtin_mul_overflow((int64_t)c->r[i->reg], (int64_t)fast_rm(c, i, 8), &r);
+	c->cc_op = CC_SHIFT;
+	c->cc_res = (uint64_t)r;
+	c->cc_size = 8;
+	c->cc_carry = of;
+	c->cc_b = of;
+	c->r[i->reg] = (uint64_t)r;
+	NEXT_INSN(c, i);
+}
+
+static void imul_rm4(struct emu_cpu *c, const struct insn *i)
+{
+	int64_t p = (int64_t)(int32_t)c->r[i->reg] * (int32_t)fast_rm(c, i, 4);
+	bool of = p != (int32_t)p;
+	c->cc_op = CC_SHIFT;
+	c->cc_res = (uint32_t)p;
+	c->cc_size = 4;
+	c->cc_carry = of;
+	c->cc_b = of;
+	c->r[i->reg] = (uint32_t)p;
+	NEXT_INSN(c, i);
+}
+
+/* MOVSXD r64, r/m32 (REX.W 63) */
+static void movsxd64(struct emu_cpu *c, const struct insn *i)
+{
+	c->r[i->reg] = (uint64_t)(int64_t)(int32_t)fast_rm(c, i, 4);
+	NEXT_INSN(c, i);
+}
+
+/* MOVZX / MOVSX (0F B6, B7, BE, BF) into 32/64-bit registers */
+static void movzx_b(struct emu_cpu *c, const struct insn *i)
+{
+	c->r[i->reg] = fast_rm(c, i, 1);
+	NEXT_INSN(c, i);
+}
+
+static void movzx_w(struct emu_cpu *c, const struct insn *i)
+{
+	c->r[i->reg] = fast_rm(c, i, 2);
+	NEXT_INSN(c, i);
+}
+
+static void movsx_b(struct emu_cpu *c, const struct insn *i)
+{
+	uint64_t v = (uint64_t)(int64_t)(int8_t)fast_rm(c, i, 1);
+	c->r[i->reg] = i->osize == 8 ? v : (uint32_t)v;
+	NEXT_INSN(c, i);
+}
+
+static void movsx_w(struct emu_cpu *c, const struct insn *i)
+{
+	uint64_t v = (uint64_t)(int64_t)(int16_t)fast_rm(c, i, 2);
+	c->r[i->reg] = i->osize == 8 ? v : (uint32_t)v;
+	NEXT_INSN(c, i);
+}
+
+/* CMOVcc r, r (0F 40-4F mod 3), 32/64-bit: the 32-bit form clears the
+ * upper half even when the condition is false. */
+static void cmov_rr(struct emu_cpu *c, const struct insn *i)
+{
+	uint64_t v = cond_true(c, i->op & 15) ? c->r[i->rm] : c->r[i->reg];
+	c->r[i->reg] = i->osize == 8 ? v : (uint32_t)v;
+	NEXT_INSN(c, i);
+}
+
+/* SETcc r8 (0F 90-9F mod 3) */
+static void setcc_r(struct emu_cpu *c, const struct insn *i)
+{
+	reg_write(c, i->rm, 1, i->rex, cond_true(c, i->op & 15));
+	NEXT_INSN(c, i);
+}
+
+/* NOP r/m (0F 1F): no memory access */
+static void nop_rm(struct emu_cpu *c, const struct insn *i)
+{
+	NEXT_INSN(c, i);
+}
+
+/* TEST r/m8, r8 (84 mod 3) and CMP AL, imm8 (3C) */
+static void test_rr8(struct emu_cpu *c, const struct insn *i)
+{
+	alu(c, ALU_AND, 1, reg_read(c, i->rm, 1, i->rex), reg_read(c, i->reg, 1, i->rex));
+	NEXT_INSN(c, i);
+}
+
+static void cmp_al_imm(struct emu_cpu *c, const struct insn *i)
+{
+	alu(c, ALU_CMP, 1, c->r[R_RAX], i->imm);
+	NEXT_INSN(c, i);
+}
+
+/* JMP rel / CALL rel whose target the block decoder followed (same
+ * page): the target's instructions come next in the block, so these
+ * chain on instead of ending it. No canonical check is needed: the
+ * target is in the page of the instruction. */
+void fast_jmp_inline(struct emu_cpu *c, const struct insn *i)
+{
+	c->next_rip += i->imm;
+	NEXT_INSN(c, i);
+}
+
+void fast_call_inline(struct emu_cpu *c, const struct insn *i)
+{
+	uint64_t sp = c->r[R_RSP] - 8;
+	mem_write_lin(c, sp, 8, c->next_rip);
+	c->r[R_RSP] = sp;
+	c->next_rip += i->imm;
+	NEXT_INSN(c, i);
+}
+
+bool fast_inline_branch(const struct emu_cpu *c, const struct insn *i)
+{
+	/* 64-bit mode only (flat CS, 64-bit RIP arithmetic); no operand-size
+	 * prefix (it would truncate the target on some CPUs) */
+	return c->code64 && !emu_no_fast_paths && i->map == 0 && !(i->pfx & PFX_66) &&
+	       (i->op == 0xE8 || i->op == 0xE9 || i->op == 0xEB);
+}
+
 bool fast_specialize(struct emu_cpu *c, struct insn *i)
 {
 	bool wide = i->osize == 4 || i->osize == 8;
@@ -349,8 +482,49 @@ bool fast_specialize(struct emu_cpu *c, struct insn *i)
 			i->fn = ret64;
 			return true;
 		}
-	} else if (i->map == 1 && i->op >= 0x80 && i->op <= 0x8F) {
+		if (i->pfx & PFX_LOCK)
+			return false;
+		if (op == 0x63 && i->osize == 8) {
+			i->fn = movsxd64;
+			return true;
+		}
+		if (op == 0x84 && i->mod == 3) {
+			i->fn = test_rr8;
+			return true;
+		}
+		if (op == 0x3C) {
+			i->fn = cmp_al_imm;
+			return true;
+		}
+		return false;
+	}
+	if (i->map != 1)
+		return false;
+	uint8_t op = i->op;
+	if (op >= 0x80 && op <= 0x8F) {
 		i->fn = jcc_64;
+		return true;
+	}
+	if (i->pfx & PFX_LOCK)
+		return false;
+	if (op == 0xAF && wide) {
+		i->fn = i->osize == 8 ? imul_rm8 : imul_rm4;
+		return true;
+	}
+	if ((op == 0xB6 || op == 0xB7 || op == 0xBE || op == 0xBF) && wide) {
+		i->fn = op == 0xB6 ? movzx_b : op == 0xB7 ? movzx_w : op == 0xBE ? movsx_b : movsx_w;
+		return true;
+	}
+	if (op >= 0x40 && op <= 0x4F && i->mod == 3 && wide) {
+		i->fn = cmov_rr;
+		return true;
+	}
+	if (op >= 0x90 && op <= 0x9F && i->mod == 3) {
+		i->fn = setcc_r;
+		return true;
+	}
+	if (op == 0x1F) {
+		i->fn = nop_rm;
 		return true;
 	}
 	return false;
