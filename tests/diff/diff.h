@@ -20,7 +20,11 @@ struct diff_form {
 	uint16_t mem_offset;     /* RBX = data page + mem_offset */
 	bool df;                 /* randomise DF too (string instructions) */
 	uint8_t fp;              /* 0: integer data, 4: float lanes, 8: double lanes */
+	uint8_t needs;           /* host CPU feature the native run needs (DIFF_NEEDS_*) */
 };
+
+/* Forms of extensions the host may lack are skipped there (no oracle). */
+enum { DIFF_NEEDS_NONE, DIFF_NEEDS_SSSE3, DIFF_NEEDS_SSE41, DIFF_NEEDS_SSE42 };
 
 const struct diff_form *diff_forms(unsigned *n);
 uint64_t diff_rand(void);

@@ -117,6 +117,16 @@ uint64_t diff_rand_value(void)
 	}
 }
 
+static bool host_has(int needs)
+{
+	switch (needs) {
+	case DIFF_NEEDS_SSSE3: return __builtin_cpu_supports("ssse3");
+	case DIFF_NEEDS_SSE41: return __builtin_cpu_supports("sse4.1");
+	case DIFF_NEEDS_SSE42: return __builtin_cpu_supports("sse4.2");
+	default: return true;
+	}
+}
+
 static int vector_of_signal(int sig)
 {
 	switch (sig) {
@@ -186,13 +196,17 @@ int main(int argc, char **argv)
 	c->cpl = 3;
 	uint8_t *gcode = m->ram.host + CODE_ADDR, *gdata = m->ram.host + DATA_ADDR;
 
-	unsigned nforms = 0, failed_forms = 0;
+	unsigned nforms = 0, failed_forms = 0, skipped = 0;
 	unsigned long cases = 0;
 	const struct diff_form *forms = diff_forms(&nforms);
 	for (unsigned f = 0; f < nforms; f++) {
 		const struct diff_form *form = &forms[f];
 		if (filter && !strstr(form->name, filter))
 			continue;
+		if (!host_has(form->needs)) {
+			skipped++;
+			continue;
+		}
 		unsigned fails = 0;
 		for (unsigned it = 0; it < iters && fails < 3; it++) {
 			struct nstate in, nat, emu;
@@ -305,6 +319,8 @@ int main(int argc, char **argv)
 		else if (verbose)
 			printf("ok   %s\n", form->name);
 	}
+	if (skipped)
+		printf("emu-diff: %u forms skipped (the host CPU lacks their extension)\n", skipped);
 	printf("emu-diff: %u forms, %lu cases, %u forms failed\n", nforms, cases, failed_forms);
 	harness_free(m);
 	return failed_forms ? 1 : 0;

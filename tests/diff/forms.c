@@ -940,6 +940,13 @@ static void gen_flag_pairs(void)
 			}
 }
 
+/* Marks the forms made since index `from` as needing a host extension. */
+static void mark_needs(unsigned from, unsigned kind)
+{
+	for (unsigned k = from; k < nforms; k++)
+		forms[k].needs = (uint8_t)kind;
+}
+
 const struct diff_form *diff_forms(unsigned *n)
 {
 	if (!nforms) {
@@ -953,9 +960,15 @@ const struct diff_form *diff_forms(unsigned *n)
 		gen_sse_int();
 		gen_sse_fp();
 		gen_flag_pairs();
+		unsigned from = nforms;
 		gen_ssse3();
+		mark_needs(from, DIFF_NEEDS_SSSE3);
+		from = nforms;
 		gen_sse41();
+		mark_needs(from, DIFF_NEEDS_SSE41);
+		from = nforms;
 		gen_sse42();
+		mark_needs(from, DIFF_NEEDS_SSE42);
 	}
 	*n = nforms;
 	return forms;
