@@ -172,10 +172,54 @@ static void test_mode_switch(void **state)
 	harness_free(m);
 }
 
+/* CMP/TEST fused with the following Jcc (fast.c): for operand pairs at
+ * the edges of the signed and unsigned ranges and all 16 conditions, the
+ * branch must agree with SETcc after an unfused compare, and the flags
+ * the fused compare leaves must agree too. R15 counts disagreements,
+ * R14 taken branches. */
+#define FUSE_CHECK(cmp)                                                         \
+	".irp cc, o,no,b,ae,e,ne,be,a,s,ns,p,np,l,ge,le,g\n"                   \
+	cmp "\n set\\cc %dl\n nop\n"                                           \
+	cmp "\n j\\cc 1f\n mov $0, %r8d\n jmp 2f\n 1: mov $1, %r8d\n"          \
+	"2: set\\cc %r9b\n add %r8, %r14\n movzbl %dl, %edx\n movzbl %r9b, %r9d\n" \
+	"xor %edx, %r8d\n xor %edx, %r9d\n add %r8, %r15\n add %r9, %r15\n"      \
+	".endr\n"
+
+SNIPPET(fused,
+	".code64\n"
+	"xor %r15d, %r15d\n xor %r14d, %r14d\n"
+	"lea 9f(%rip), %rsi\n mov $100, %ecx\n"
+	"3: mov (%rsi), %rax\n mov 8(%rsi), %rbx\n"
+	FUSE_CHECK("cmp %rbx, %rax")
+	FUSE_CHECK("cmp %ebx, %eax")
+	FUSE_CHECK("cmp %rax, %rbx")
+	FUSE_CHECK("test %rbx, %rax")
+	FUSE_CHECK("test %ebx, %eax")
+	FUSE_CHECK("cmp $5, %rax")
+	FUSE_CHECK("cmp $-1, %eax")
+	FUSE_CHECK("cmp $0x7fffffff, %rax")
+	"add $16, %rsi\n dec %ecx\n jnz 3b\n"
+	"mov $0, %al\n out %al, $0xf4\n"
+	".balign 8\n"
+	"9: .irp a, 0,1,-1,5,0x7fffffff,0x80000000,0xffffffff,0x100000000,0x7fffffffffffffff,0x8000000000000000\n"
+	".irp b, 0,1,-1,5,0x7fffffff,0x80000000,0xffffffff,0x100000000,0x7fffffffffffffff,0x8000000000000000\n"
+	".quad \\a, \\b\n .endr\n .endr\n")
+
+static void test_fused_cmp_jcc(void **state)
+{
+	struct x86_cpu_state s;
+	struct machine *m = run_long(fused_start, fused_end, &s);
+	assert_int_equal(m->run_state, VM_STOP_EXIT);
+	assert_int_equal(s.gpr[R_R15], 0);
+	assert_true(s.gpr[R_R14] > 1000);
+	harness_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_arith64),
+		cmocka_unit_test(test_fused_cmp_jcc),
 		cmocka_unit_test(test_page_fault),
 		cmocka_unit_test(test_self_modifying),
 		cmocka_unit_test(test_strings_atomics),

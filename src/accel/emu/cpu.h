@@ -204,6 +204,7 @@ struct insn {
 	uint8_t scale;         /* shift 0..3 */
 	bool has_modrm;
 	bool rip_rel;
+	bool fused;            /* run also executes the next instruction (a Jcc) */
 	bool seg_override;
 	uint8_t bytes[8];      /* the first bytes, for logs and traces */
 };
@@ -281,6 +282,9 @@ bool fast_specialize(struct emu_cpu *c, struct insn *i);
 bool fast_inline_branch(const struct emu_cpu *c, const struct insn *i);
 void fast_jmp_inline(struct emu_cpu *c, const struct insn *i);
 void fast_call_inline(struct emu_cpu *c, const struct insn *i);
+/* A handler running i (CMP/TEST) and the Jcc at i + 1 together, or NULL.
+ * The block decoder installs it as i->run with i->fused set. */
+insn_fn fast_fuse_jcc(const struct insn *i);
 extern bool emu_no_fast_paths;
 
 /* ------------------------------------------------------------------ */

@@ -386,6 +386,15 @@ static const struct block *lookup_block(struct emu_cpu *c, struct block *scratch
 		last = i;
 	}
 	c->rip = save_rip;
+	if (!emu_no_fast_paths) {
+		for (uint32_t k = b->start; k + 1 < b->start + b->n; k++) {
+			insn_fn f = fast_fuse_jcc(&c->arena[k]);
+			if (f) {
+				c->arena[k].run = f;
+				c->arena[k].fused = true;
+			}
+		}
+	}
 	c->st.decode_insns += b->n;
 	c->arena_used += b->n;
 	b->gen = gen;
@@ -528,7 +537,10 @@ static inline unsigned run_block(struct emu_cpu *c, const struct insn *i, const 
 		trace_pos = (trace_pos + 1) % TRACE_RING;
 		c->stop = i + 1;
 		c->next_rip = next;
-		i->run(c, i);
+		if (i->fused)
+			i->fn(c, i); /* one at a time: the compare alone */
+		else
+			i->run(c, i);
 		if (c->rip != next || c->block_end)
 			return (unsigned)(i + 1 - start);
 	}

@@ -389,6 +389,99 @@ static void cmp_al_imm(struct emu_cpu *c, const struct insn *i)
 	NEXT_INSN(c, i);
 }
 
+/* ------------------------------------------------------------------ */
+/* CMP/TEST fused with the Jcc after it (the block decoder pairs them).
+ * The compare sets the lazy flags as usual (later instructions may read
+ * them); the branch is decided from the operands directly. */
+
+static inline bool cc_after_sub(uint64_t a, uint64_t b, uint64_t r, unsigned bits, unsigned cc)
+{
+	unsigned sh = 64 - bits;
+	int64_t sa = (int64_t)(a << sh), sb = (int64_t)(b << sh);
+	bool t;
+	switch (cc >> 1) {
+	case 0: t = (((a ^ b) & (a ^ r)) >> (bits - 1)) & 1; break; /* O */
+	case 1: t = a < b; break;                                    /* B */
+	case 2: t = a == b; break;                                   /* E */
+	case 3: t = a <= b; break;                                   /* BE */
+	case 4: t = (r >> (bits - 1)) & 1; break;                    /* S */
+	case 5: t = !(__builtin_popcount((unsigned)(r & 0xFF)) & 1); break; /* P */
+	case 6: t = sa < sb; break;                                  /* L */
+	default: t = sa <= sb; break;                                /* LE */
+	}
+	return t ^ (cc & 1);
+}
+
+static inline bool cc_after_logic(uint64_t r, unsigned bits, unsigned cc)
+{
+	bool sf = (r >> (bits - 1)) & 1, t;
+	switch (cc >> 1) {
+	case 0: case 1: t = false; break;                            /* O, B */
+	case 2: case 3: t = r == 0; break;                           /* E, BE */
+	case 4: case 6: t = sf; break;                               /* S, L */
+	case 5: t = !(__builtin_popcount((unsigned)(r & 0xFF)) & 1); break; /* P */
+	default: t = r == 0 || sf; break;                            /* LE */
+	}
+	return t ^ (cc & 1);
+}
+
+/* Runs the Jcc at i + 1 whose condition is taken: c->next_rip is the
+ * Jcc's own address on entry. */
+static inline void fused_branch(struct emu_cpu *c, const struct insn *i, bool taken)
+{
+	const struct insn *j = i + 1;
+	c->rip = c->next_rip;
+	uint64_t next = c->rip + j->len;
+	if (taken) {
+		uint64_t t = next + j->imm;
+		if (__builtin_expect((uint64_t)((int64_t)(t << 16) >> 16) != t, 0))
+			raise_gp0(c); /* RIP is the Jcc's */
+		c->rip = t;
+		c->last = j;
+		return;
+	}
+	c->next_rip = next;
+	NEXT_INSN(c, j);
+}
+
+#define DEF_FUSED(SIZE, T)                                                           \
+	static void cmp_jcc_rr##SIZE(struct emu_cpu *c, const struct insn *i)       \
+	{                                                                            \
+		unsigned dst = (i->op & 2) ? i->reg : i->rm, src = (i->op & 2) ? i->rm : i->reg; \
+		uint64_t a = (T)c->r[dst], b = (T)c->r[src], r = (T)(a - b);        \
+		ALU_SET_FLAGS(CC_SUB, SIZE);                                         \
+		fused_branch(c, i, cc_after_sub(a, b, r, SIZE * 8, (i + 1)->op & 15)); \
+	}                                                                            \
+	static void cmp_jcc_ri##SIZE(struct emu_cpu *c, const struct insn *i)       \
+	{                                                                            \
+		uint64_t a = (T)c->r[i->rm], b = (T)i->imm, r = (T)(a - b);         \
+		ALU_SET_FLAGS(CC_SUB, SIZE);                                         \
+		fused_branch(c, i, cc_after_sub(a, b, r, SIZE * 8, (i + 1)->op & 15)); \
+	}                                                                            \
+	static void test_jcc_rr##SIZE(struct emu_cpu *c, const struct insn *i)      \
+	{                                                                            \
+		uint64_t a = (T)c->r[i->rm], b = (T)c->r[i->reg], r = a & b;        \
+		ALU_SET_FLAGS(CC_LOGIC, SIZE);                                       \
+		fused_branch(c, i, cc_after_logic(r, SIZE * 8, (i + 1)->op & 15));  \
+	}
+
+DEF_FUSED(4, uint32_t)
+DEF_FUSED(8, uint64_t)
+
+insn_fn fast_fuse_jcc(const struct insn *i)
+{
+	if (i[1].fn != jcc_64)
+		return NULL;
+	bool q = i->osize == 8;
+	if (i->fn == rr_cmp4 || i->fn == rr_cmp8)
+		return q ? cmp_jcc_rr8 : cmp_jcc_rr4;
+	if (i->fn == ri_cmp4 || i->fn == ri_cmp8)
+		return q ? cmp_jcc_ri8 : cmp_jcc_ri4;
+	if (i->fn == test_rr && (i->osize == 4 || q))
+		return q ? test_jcc_rr8 : test_jcc_rr4;
+	return NULL;
+}
+
 /* JMP rel / CALL rel whose target the block decoder followed (same
  * page): the target's instructions come next in the block, so these
  * chain on instead of ending it. No canonical check is needed: the
