@@ -160,6 +160,54 @@ int boot_enter_protected_mode(struct boot_ctx *c, uint64_t eip)
 	return 0;
 }
 
+static size_t initrds_total(const struct boot_ctx *c)
+{
+	size_t total = 0;
+	for (unsigned i = 0; i < c->n_initrd; i++)
+		total = ((total + 3) & ~(size_t)3) + c->initrd[i].len;
+	return total;
+}
+
+/* Replaces each compressed cpio initrd by its content, decompressed on
+ * the host, when that still fits in [kernel_end, limit) next to the
+ * others: Linux then unpacks the archive without running its own
+ * decompressor. Anything else (another format, not cpio inside, corrupt,
+ * too large) stays as it is and the kernel deals with it. */
+static void decompress_initrds(struct boot_ctx *c, uint64_t limit)
+{
+	const char *off = getenv("XVM_BOOT_NO_HOST_DECOMPRESS");
+	if (off && strcmp(off, "0") != 0)
+		return;
+	uint64_t low = (c->kernel_end + 0xFFF) & ~0xFFFULL;
+	if (limit <= low)
+		return;
+	uint64_t room = limit - low;
+	for (unsigned i = 0; i < c->n_initrd; i++) {
+		struct boot_file *f = &c->initrd[i];
+		/* The room left with this one taken out; +3 for its padding. */
+		size_t others = initrds_total(c) - f->len + 3;
+		if (others >= room)
+			return;
+		uint64_t max = MIN(room - others, (uint64_t)BOOT_FILE_MAX);
+		uint8_t *out;
+		size_t out_len;
+		const char *why;
+		const char *fmt = initrd_decompress(f->data, f->len, (size_t)max, &out, &out_len, &why);
+		if (!fmt)
+			continue;
+		if (!out) {
+			log_debug("boot: initrd %s (%s): loaded as it is (%s)", f->path, fmt, why);
+			continue;
+		}
+		log_debug("boot: initrd %s: %s cpio decompressed on the host (%zu -> %zu bytes)",
+			  f->path, fmt, f->len, out_len);
+		free(f->data);
+		f->data = out;
+		f->len = out_len;
+	}
+	c->initrd_total = initrds_total(c);
+}
+
 int boot_place_initrd(struct boot_ctx *c, uint64_t limit, uint64_t *addr)
 {
 	*addr = 0;
@@ -167,6 +215,7 @@ int boot_place_initrd(struct boot_ctx *c, uint64_t limit, uint64_t *addr)
 		return 0;
 	if (limit > c->ram->low_size)
 		limit = c->ram->low_size;
+	decompress_initrds(c, limit);
 	uint64_t size = c->initrd_total;
 	if (size > limit || ((limit - size) & ~0xFFFULL) < c->kernel_end)
 		return boot_fail(c, ENOSPC,

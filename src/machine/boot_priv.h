@@ -115,6 +115,14 @@ bool payload_can_decompress(enum payload_format f);
 int payload_decompress(enum payload_format f, const uint8_t *in, size_t len, size_t max_out,
 		       uint8_t **out, size_t *out_len, const char **why);
 
+/* Initrds: a gzip (several members too), xz, zstd or lz4-frame file
+ * whose content is a cpio newc archive is decompressed into a new buffer
+ * of at most max_out bytes (*out, *out_len). Returns the format's name,
+ * or NULL for a file in none of these formats; *out stays NULL with a
+ * reason in why (static string) when it was not decompressed. */
+const char *initrd_decompress(const uint8_t *in, size_t len, size_t max_out, uint8_t **out,
+			      size_t *out_len, const char **why);
+
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static inline uint32_t rd32(const uint8_t *p) { return (uint32_t)rd16(p) | (uint32_t)rd16(p + 2) << 16; }
 static inline uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <lz4.h>
+#include <lz4frame.h>
 #include <lzma.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,4 +205,189 @@ int payload_decompress(enum payload_format f, const uint8_t *in, size_t len, siz
 	*out = buf;
 	*out_len = n;
 	return 0;
+}
+
+/* ---- initrds ---- */
+
+#define LZ4_FRAME_MAGIC 0x184D2204u
+
+/* Concatenated gzip members (e.g. `cat a.gz b.gz`): each member's end
+ * restarts the inflater; zero padding after the last one is accepted. */
+static int gunzip_members(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *n,
+			  const char **why)
+{
+	size_t at = 0, done = 0;
+	while (at < len) {
+		if (len - at < 2 || in[at] != 0x1F || in[at + 1] != 0x8B) {
+			for (size_t i = at; i < len; i++) {
+				if (in[i]) {
+					*why = "trailing data after a gzip member";
+					return -EINVAL;
+				}
+			}
+			break;
+		}
+		z_stream z;
+		memset(&z, 0, sizeof(z));
+		if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
+			*why = "zlib init failed";
+			return -ENOMEM;
+		}
+		z.next_in = (Bytef *)in + at;
+		z.next_out = out + done;
+		size_t in_left = len - at, out_left = max - done;
+		int r = Z_OK;
+		while (r == Z_OK) {
+			if (z.avail_in == 0 && in_left) {
+				z.avail_in = (uInt)MIN(in_left, (size_t)1 << 30);
+				in_left -= z.avail_in;
+			}
+			if (z.avail_out == 0 && out_left) {
+				z.avail_out = (uInt)MIN(out_left, (size_t)1 << 30);
+				out_left -= z.avail_out;
+			}
+			if (z.avail_in == 0 || z.avail_out == 0)
+				break;
+			r = inflate(&z, Z_NO_FLUSH);
+		}
+		at = (size_t)(z.next_in - in);
+		done = (size_t)(z.next_out - out);
+		inflateEnd(&z);
+		if (r != Z_STREAM_END) {
+			*why = r == Z_OK ? "output larger than the room for it, or input truncated" : "corrupt gzip data";
+			return -EINVAL;
+		}
+	}
+	*n = done;
+	return 0;
+}
+
+/* Every frame of a zstd or xz file, not just the first. */
+static int unxz_all(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *n, const char **why)
+{
+	lzma_stream s = LZMA_STREAM_INIT;
+	if (lzma_stream_decoder(&s, UINT64_MAX, LZMA_CONCATENATED) != LZMA_OK) {
+		*why = "liblzma init failed";
+		return -ENOMEM;
+	}
+	s.next_in = in;
+	s.avail_in = len;
+	s.next_out = out;
+	s.avail_out = max;
+	lzma_ret r = lzma_code(&s, LZMA_FINISH);
+	*n = max - s.avail_out;
+	lzma_end(&s);
+	if (r != LZMA_STREAM_END) {
+		*why = r == LZMA_OK || r == LZMA_BUF_ERROR ? "output larger than the room for it, or input truncated"
+							  : "corrupt xz data";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int unzstd_all(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *n, const char **why)
+{
+	ZSTD_DStream *d = ZSTD_createDStream();
+	if (!d) {
+		*why = "libzstd init failed";
+		return -ENOMEM;
+	}
+	ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, 31);
+	ZSTD_inBuffer ib = { in, len, 0 };
+	ZSTD_outBuffer ob = { out, max, 0 };
+	size_t r = 1;
+	while (ib.pos < ib.size) {
+		size_t before_in = ib.pos, before_out = ob.pos;
+		r = ZSTD_decompressStream(d, &ob, &ib);
+		if (ZSTD_isError(r)) {
+			*why = "corrupt zstd data";
+			ZSTD_freeDStream(d);
+			return -EINVAL;
+		}
+		if (ib.pos == before_in && ob.pos == before_out)
+			break; /* output full: no progress */
+	}
+	ZSTD_freeDStream(d);
+	*n = ob.pos;
+	if (r != 0 || ib.pos < ib.size) {
+		*why = "output larger than the room for it, or input truncated";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The lz4 frame format (lz4(1)'s default), concatenated frames too. */
+static int unlz4_frame(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *n, const char **why)
+{
+	LZ4F_dctx *d;
+	if (LZ4F_isError(LZ4F_createDecompressionContext(&d, LZ4F_VERSION))) {
+		*why = "liblz4 init failed";
+		return -ENOMEM;
+	}
+	size_t at = 0, done = 0, r = 1;
+	while (at < len) {
+		size_t src = len - at, dst = max - done;
+		r = LZ4F_decompress(d, out + done, &dst, in + at, &src, NULL);
+		if (LZ4F_isError(r)) {
+			*why = "corrupt lz4 data";
+			LZ4F_freeDecompressionContext(d);
+			return -EINVAL;
+		}
+		at += src;
+		done += dst;
+		if (src == 0 && dst == 0)
+			break; /* output full: no progress */
+	}
+	LZ4F_freeDecompressionContext(d);
+	*n = done;
+	if (r != 0 || at < len) {
+		*why = "output larger than the room for it, or input truncated";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+const char *initrd_decompress(const uint8_t *in, size_t len, size_t max_out, uint8_t **out,
+			      size_t *out_len, const char **why)
+{
+	static const uint8_t xz[6] = { 0xFD, '7', 'z', 'X', 'Z', 0 };
+	int (*fn)(const uint8_t *, size_t, uint8_t *, size_t, size_t *, const char **);
+	const char *name;
+	*out = NULL;
+	*out_len = 0;
+	*why = "not gzip, xz, zstd or lz4";
+	if (len >= 2 && in[0] == 0x1F && in[1] == 0x8B)
+		fn = gunzip_members, name = "gzip";
+	else if (len >= 6 && memcmp(in, xz, 6) == 0)
+		fn = unxz_all, name = "xz";
+	else if (len >= 4 && rd32(in) == 0xFD2FB528u)
+		fn = unzstd_all, name = "zstd";
+	else if (len >= 4 && rd32(in) == LZ4_FRAME_MAGIC)
+		fn = unlz4_frame, name = "lz4";
+	else
+		return NULL;
+	if (max_out == 0) {
+		*why = "no room";
+		return name;
+	}
+	/* Untouched pages of a large buffer cost nothing; shrunk below. */
+	uint8_t *buf = malloc(max_out);
+	if (!buf) {
+		*why = "out of host memory";
+		return name;
+	}
+	size_t n = 0;
+	if (fn(in, len, buf, max_out, &n, why) < 0) {
+		free(buf);
+		return name;
+	}
+	if (n < 6 || (memcmp(buf, "070701", 6) != 0 && memcmp(buf, "070702", 6) != 0)) {
+		*why = "not a cpio newc archive inside";
+		free(buf);
+		return name;
+	}
+	uint8_t *fit = realloc(buf, n);
+	*out = fit ? fit : buf;
+	*out_len = n;
+	return name;
 }

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <lz4.h>
+#include <lz4frame.h>
 #include <lzma.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -397,6 +398,140 @@ static void test_bzimage_gzip(void **state) { bzimage_host_path(F_GZIP); }
 static void test_bzimage_xz(void **state) { bzimage_host_path(F_XZ); }
 static void test_bzimage_zstd(void **state) { bzimage_host_path(F_ZSTD); }
 static void test_bzimage_lz4(void **state) { bzimage_host_path(F_LZ4); }
+
+/* ---- tests: initrds decompressed on the host ---- */
+
+static size_t gzip_level(const uint8_t *in, size_t len, uint8_t *out, size_t cap, int level)
+{
+	z_stream z;
+	memset(&z, 0, sizeof(z));
+	assert_int_equal(deflateInit2(&z, level, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	z.next_in = (Bytef *)in;
+	z.avail_in = (uInt)len;
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+	size_t n = cap - z.avail_out;
+	deflateEnd(&z);
+	return n;
+}
+
+/* A "cpio newc archive": the magic, then a pattern; 4001 bytes so the
+ * next initrd needs padding. */
+static uint8_t *make_cpio(size_t len)
+{
+	uint8_t *p = malloc(len);
+	assert_non_null(p);
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)("0123456789abcdef"[(i * 7) % 16]);
+	memcpy(p, "070701", 6);
+	return p;
+}
+
+/* Boots a bzImage with initrds and checks what landed in RAM. */
+static void boot_initrds(const uint8_t *const *rd, const size_t *rd_len, unsigned n,
+			 const uint8_t *expect, size_t expect_len)
+{
+	struct fixture *f = fx_new(64 * MiB);
+	static uint8_t img[0x10000];
+	size_t len = make_bzimage(img, sizeof(img), F_GZIP, 0x20F, 0x1);
+	f->cfg.kernel = fx_file(f, img, len);
+	for (unsigned i = 0; i < n; i++)
+		f->cfg.initrd[i] = fx_file(f, rd[i], rd_len[i]);
+	f->cfg.n_initrd = n;
+	f->cfg.append = "";
+	assert_int_equal(fx_boot(f), 0);
+	check_zero_page(f, "", expect, expect_len);
+	fx_free(f);
+}
+
+static void test_initrd_gzip_cpio_decompressed(void **state)
+{
+	(void)state;
+	size_t clen = 4001;
+	uint8_t *cpio = make_cpio(clen);
+	/* Two gzip members (`cat a.gz b.gz`), then a plain second initrd. */
+	uint8_t *gz = malloc(2 * clen + 256);
+	size_t glen = gzip_level(cpio, 1000, gz, clen + 128, 9);
+	glen += gzip_level(cpio + 1000, clen - 1000, gz + glen, clen + 128, 9);
+	static const char second[] = "second";
+	uint8_t *expect = calloc(1, clen + 3 + sizeof(second));
+	memcpy(expect, cpio, clen);
+	memcpy(expect + clen + 3, second, sizeof(second));
+	const uint8_t *rd[2] = { gz, (const uint8_t *)second };
+	size_t rd_len[2] = { glen, sizeof(second) };
+	boot_initrds(rd, rd_len, 2, expect, clen + 3 + sizeof(second));
+
+	/* The other formats, each on its own. */
+	uint8_t *z = malloc(2 * clen + 256);
+	size_t zlen = 0;
+	assert_int_equal(lzma_easy_buffer_encode(6, LZMA_CHECK_CRC32, NULL, cpio, clen, z, &zlen, 2 * clen + 256),
+			 LZMA_OK);
+	rd[0] = z;
+	rd_len[0] = zlen;
+	boot_initrds(rd, rd_len, 1, cpio, clen);
+	zlen = ZSTD_compress(z, 2 * clen + 256, cpio, clen, 3);
+	assert_false(ZSTD_isError(zlen));
+	rd_len[0] = zlen;
+	boot_initrds(rd, rd_len, 1, cpio, clen);
+	zlen = LZ4F_compressFrame(z, 2 * clen + 256, cpio, clen, NULL);
+	assert_false(LZ4F_isError(zlen));
+	rd_len[0] = zlen;
+	boot_initrds(rd, rd_len, 1, cpio, clen);
+
+	/* XVM_BOOT_NO_HOST_DECOMPRESS=1: as it is. */
+	setenv("XVM_BOOT_NO_HOST_DECOMPRESS", "1", 1);
+	rd[0] = gz;
+	rd_len[0] = glen;
+	boot_initrds(rd, rd_len, 1, gz, glen);
+	unsetenv("XVM_BOOT_NO_HOST_DECOMPRESS");
+	free(z);
+	free(expect);
+	free(gz);
+	free(cpio);
+}
+
+static void test_initrd_not_cpio_kept(void **state)
+{
+	(void)state;
+	static const char text[] = "not a cpio archive, just text, text, text";
+	uint8_t gz[256];
+	size_t glen = gzip_level((const uint8_t *)text, sizeof(text), gz, sizeof(gz), 9);
+	const uint8_t *rd[1] = { gz };
+	size_t rd_len[1] = { glen };
+	boot_initrds(rd, rd_len, 1, gz, glen);
+
+	/* A cpio gzip cut short, or with garbage after it: as it is too. */
+	uint8_t *cpio = make_cpio(4001);
+	uint8_t *bad = malloc(8192);
+	glen = gzip_level(cpio, 4001, bad, 8192, 9);
+	rd[0] = bad;
+	rd_len[0] = glen - 5;
+	boot_initrds(rd, rd_len, 1, bad, glen - 5);
+	memcpy(bad + glen, "junk", 4);
+	rd_len[0] = glen + 4;
+	boot_initrds(rd, rd_len, 1, bad, glen + 4);
+	free(bad);
+	free(cpio);
+}
+
+static void test_initrd_too_large_kept(void **state)
+{
+	(void)state;
+	/* 48 MiB of cpio in a 64 MiB guest whose kernel takes 16-24 MiB:
+	 * the decompressed archive cannot fit, the compressed one is placed. */
+	size_t clen = 48 * MiB;
+	uint8_t *cpio = calloc(1, clen);
+	memcpy(cpio, "070701", 6);
+	size_t cap = 8 * MiB;
+	uint8_t *gz = malloc(cap);
+	size_t glen = gzip_level(cpio, clen, gz, cap, 1);
+	free(cpio);
+	const uint8_t *rd[1] = { gz };
+	size_t rd_len[1] = { glen };
+	boot_initrds(rd, rd_len, 1, gz, glen);
+	free(gz);
+}
 
 static void test_bzimage_guest_decompressor(void **state)
 {
@@ -789,6 +924,9 @@ int main(void)
 		cmocka_unit_test(test_bzimage_zstd),
 		cmocka_unit_test(test_bzimage_lz4),
 		cmocka_unit_test(test_bzimage_guest_decompressor),
+		cmocka_unit_test(test_initrd_gzip_cpio_decompressed),
+		cmocka_unit_test(test_initrd_not_cpio_kept),
+		cmocka_unit_test(test_initrd_too_large_kept),
 		cmocka_unit_test(test_bzimage_corrupt_payload_falls_back),
 		cmocka_unit_test(test_vmlinux_elf),
 		cmocka_unit_test(test_pvh_elf32),
