@@ -4,7 +4,7 @@
 
 CC      ?= gcc
 BUILD   ?= build
-PKGS    := slirp jansson zlib libzstd liblzma liblz4 liburing libseccomp
+PKGS    := slirp glib-2.0 jansson zlib libzstd liblzma liblz4 liburing libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ifeq ($(PKG_LIBS),)

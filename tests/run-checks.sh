@@ -6,6 +6,8 @@ set -u
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
 export XVM="$PWD/$BUILD/xvm" BUILD="$PWD/$BUILD"
+# Decompressed kernels are cached in the build tree, not in $HOME.
+export XVM_CACHE_DIR=${XVM_CACHE_DIR:-$BUILD/kernel-cache}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 CHECK_TIMEOUT=${CHECK_TIMEOUT:-600}

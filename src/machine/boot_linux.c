@@ -4,6 +4,7 @@
  * the host when we can, and the vmlinux inside entered directly: the
  * guest is then spared its own decompressor (and KASLR is skipped). */
 #include "machine/boot_priv.h"
+#include "machine/kcache.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -234,7 +235,10 @@ static int try_host_decompress(struct boot_ctx *c, const struct bzimage *b, uint
 	uint8_t *elf = NULL;
 	size_t elf_len = 0;
 	const char *why = NULL;
-	int r = payload_decompress(f, payload, b->payload_length, out_size, &elf, &elf_len, &why);
+	bool cached = kcache_lookup(payload, b->payload_length, out_size, &elf, &elf_len) == 1;
+	int r = 0;
+	if (!cached)
+		r = payload_decompress(f, payload, b->payload_length, out_size, &elf, &elf_len, &why);
 	if (r < 0) {
 		log_warn("boot: host %s decompression failed (%s); using the kernel's decompressor",
 			 payload_format_name(f), why);
@@ -248,15 +252,21 @@ static int try_host_decompress(struct boot_ctx *c, const struct bzimage *b, uint
 		return 0;
 	}
 	r = elf_load(c, elf, elf_len, &info);
-	free(elf);
-	if (r < 0)
+	if (r < 0) {
+		free(elf);
 		return r;
+	}
+	if (cached)
+		free(elf);
+	else
+		kcache_store(payload, b->payload_length, elf, elf_len); /* takes elf */
 	/* The decompressor would have worked in [load, load + init_size):
 	 * keep the initrd out of it all the same. */
 	c->kernel_end = MAX(c->kernel_end, (b->load_addr + b->init_size + 0xFFF) & ~0xFFFULL);
 	*entry = info.phys_entry;
-	log_debug("boot: %s payload decompressed on the host (%zu bytes), entry 0x%llx",
-		  payload_format_name(f), elf_len, (unsigned long long)*entry);
+	log_debug("boot: %s payload decompressed on the host (%zu bytes%s), entry 0x%llx",
+		  payload_format_name(f), elf_len, cached ? ", from the cache" : "",
+		  (unsigned long long)*entry);
 	return 1;
 }
 
