@@ -445,6 +445,34 @@ static void gen_moves(void)
 		f = newf("movzx%s r10,r11w", sz(size));
 		enc(f, 0, size, "0FB7", 10, 11, false);
 	}
+	static const char *const alu_names[8] = { "add", "or", "adc", "sbb", "and", "sub", "xor", "cmp" };
+	for (int op = 0; op < 8; op++)
+		for (int size = 4; size <= 8; size *= 2) {
+			uint32_t undef = (op == 1 || op == 4 || op == 6) ? FL_AF : 0;
+			struct diff_form *f = newf("%s%s [rbx],imm32", alu_names[op], sz(size));
+			enc(f, 0, size, "81", op, 0, true);
+			emit_imm(f, diff_rand(), 4);
+			f->undef_flags = undef;
+			f = newf("%s%s [rbx],simm8", alu_names[op], sz(size));
+			enc(f, 0, size, "83", op, 0, true);
+			emit_imm(f, diff_rand(), 1);
+			f->undef_flags = undef;
+		}
+	static const struct { const char *n; uint8_t b[8]; int len; } bytes[] = {
+		{ "movb cl,[rbx]", { 0x8A, 0x0B }, 2 }, { "movb [rbx],ah", { 0x88, 0x23 }, 2 },
+		{ "movb ah,dl", { 0x88, 0xD4 }, 2 }, { "movb r9b,[rbx]", { 0x44, 0x8A, 0x0B }, 3 },
+		{ "movb sil,r10b", { 0x44, 0x88, 0xD6 }, 3 }, { "movb dh,[rbx]", { 0x8A, 0x33 }, 2 },
+		{ "cmpb [rbx],ch", { 0x38, 0x2B }, 2 }, { "cmpb ch,[rbx]", { 0x3A, 0x2B }, 2 },
+		{ "cmpb r11b,dil", { 0x41, 0x3A, 0xDF }, 3 },
+		{ "movb [rbx],imm8", { 0xC6, 0x03, 0x9C }, 3 },
+		{ "movl [rbx],imm32", { 0xC7, 0x03, 0x78, 0x56, 0x34, 0x92 }, 6 },
+		{ "movq [rbx],simm32", { 0x48, 0xC7, 0x03, 0x78, 0x56, 0x34, 0x92 }, 7 },
+	};
+	for (unsigned k = 0; k < sizeof(bytes) / sizeof(bytes[0]); k++) {
+		struct diff_form *f = newf("%s", bytes[k].n);
+		for (int b = 0; b < bytes[k].len; b++)
+			emit(f, bytes[k].b[b]);
+	}
 	struct diff_form *f = newf("movsxd rax,[rbx]");
 	emit(f, 0x48); emit(f, 0x63); emit(f, 0x03);
 	f = newf("movsxd eax,ecx");

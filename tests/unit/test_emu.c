@@ -205,6 +205,33 @@ SNIPPET(fused,
 	".irp b, 0,1,-1,5,0x7fffffff,0x80000000,0xffffffff,0x100000000,0x7fffffffffffffff,0x8000000000000000\n"
 	".quad \\a, \\b\n .endr\n .endr\n")
 
+/* INC/DEC keep CF from whatever set it last (fast.c reads it lazily). */
+SNIPPET(incdec_cf,
+	".code64\n"
+	"mov $-1, %rax\n add $1, %rax\n inc %rcx\n setc %r8b\n"
+	"mov $1, %rax\n sub $2, %rax\n dec %rcx\n setc %r9b\n"
+	"mov $5, %rax\n cmp $3, %rax\n inc %rcx\n setc %r10b\n"
+	"xor %eax, %eax\n stc\n inc %ecx\n setc %r11b\n"
+	"mov $1, %rax\n shl $63, %rax\n shl $1, %rax\n dec %rcx\n setc %r12b\n"
+	"stc\n inc %rcx\n dec %ecx\n inc %rcx\n setc %r13b\n"
+	"mov $0x7fffffff, %edx\n inc %edx\n seto %r14b\n"
+	"mov $0, %al\n out %al, $0xf4\n")
+
+static void test_incdec_cf(void **state)
+{
+	struct x86_cpu_state s;
+	struct machine *m = run_long(incdec_cf_start, incdec_cf_end, &s);
+	assert_int_equal(m->run_state, VM_STOP_EXIT);
+	assert_int_equal(s.gpr[R_R8] & 0xFF, 1);
+	assert_int_equal(s.gpr[R_R9] & 0xFF, 1);
+	assert_int_equal(s.gpr[R_R10] & 0xFF, 0);
+	assert_int_equal(s.gpr[R_R11] & 0xFF, 1);
+	assert_int_equal(s.gpr[R_R12] & 0xFF, 1);
+	assert_int_equal(s.gpr[R_R13] & 0xFF, 1);
+	assert_int_equal(s.gpr[R_R14] & 0xFF, 1);
+	harness_free(m);
+}
+
 static void test_fused_cmp_jcc(void **state)
 {
 	struct x86_cpu_state s;
@@ -220,6 +247,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_arith64),
 		cmocka_unit_test(test_fused_cmp_jcc),
+		cmocka_unit_test(test_incdec_cf),
 		cmocka_unit_test(test_page_fault),
 		cmocka_unit_test(test_self_modifying),
 		cmocka_unit_test(test_strings_atomics),

@@ -390,6 +390,120 @@ static void cmp_al_imm(struct emu_cpu *c, const struct insn *i)
 }
 
 /* ------------------------------------------------------------------ */
+/* Memory destinations without LOCK: read, compute, write, and only then
+ * the flags (a faulting write must leave them alone). */
+
+/* CF of the last flag-setting operation, without computing the rest. */
+static inline bool lazy_cf(struct emu_cpu *c)
+{
+	uint64_t m = size_mask(c->cc_size);
+	switch (c->cc_op) {
+	case CC_ADD: return (c->cc_res & m) < (c->cc_a & m);
+	case CC_SUB: return (c->cc_a & m) < (c->cc_b & m);
+	case CC_LOGIC: return false;
+	case CC_INC: case CC_DEC: case CC_SHIFT: return c->cc_carry;
+	default: return flags_compute(c) & FL_CF;
+	}
+}
+
+/* ALU r/m, r with a memory r/m (01, 09, 21, 29, 31, 39), 32/64-bit */
+static void alu_mr(struct emu_cpu *c, const struct insn *i)
+{
+	unsigned kind = (i->op >> 3) & 7, size = i->osize;
+	uint64_t lin = seg_lin(c, i->seg, insn_ea(c, i));
+	uint64_t m = size_mask(size), a = mem_read_lin(c, lin, size), b = c->r[i->reg] & m, r;
+	switch (kind) {
+	case ALU_ADD: r = a + b; break;
+	case ALU_OR: r = a | b; break;
+	case ALU_AND: r = a & b; break;
+	case ALU_XOR: r = a ^ b; break;
+	default: r = a - b; break; /* SUB, CMP */
+	}
+	r &= m;
+	if (kind != ALU_CMP)
+		mem_write_lin(c, lin, size, r);
+	c->cc_op = kind == ALU_ADD ? CC_ADD : (kind == ALU_SUB || kind == ALU_CMP) ? CC_SUB : CC_LOGIC;
+	c->cc_a = a;
+	c->cc_b = b;
+	c->cc_res = r;
+	c->cc_size = (uint8_t)size;
+	NEXT_INSN(c, i);
+}
+
+/* ALU r/m, imm (81, 83) with a memory r/m, 32/64-bit */
+static void alu_mi(struct emu_cpu *c, const struct insn *i)
+{
+	unsigned kind = i->reg & 7, size = i->osize;
+	uint64_t lin = seg_lin(c, i->seg, insn_ea(c, i));
+	uint64_t m = size_mask(size), a = mem_read_lin(c, lin, size), b = i->imm & m, r;
+	switch (kind) {
+	case ALU_ADD: r = a + b; break;
+	case ALU_OR: r = a | b; break;
+	case ALU_AND: r = a & b; break;
+	case ALU_XOR: r = a ^ b; break;
+	default: r = a - b; break;
+	}
+	r &= m;
+	if (kind != ALU_CMP)
+		mem_write_lin(c, lin, size, r);
+	c->cc_op = kind == ALU_ADD ? CC_ADD : (kind == ALU_SUB || kind == ALU_CMP) ? CC_SUB : CC_LOGIC;
+	c->cc_a = a;
+	c->cc_b = b;
+	c->cc_res = r;
+	c->cc_size = (uint8_t)size;
+	NEXT_INSN(c, i);
+}
+
+/* CMP r/m8, r8 and CMP r8, r/m8 (38, 3A), any operands */
+static void cmp_b(struct emu_cpu *c, const struct insn *i)
+{
+	uint64_t x = fast_rm(c, i, 1), y = reg_read(c, i->reg, 1, i->rex);
+	if (i->op & 2)
+		alu(c, ALU_CMP, 1, y, x);
+	else
+		alu(c, ALU_CMP, 1, x, y);
+	NEXT_INSN(c, i);
+}
+
+/* MOV r8, r/m8 and MOV r/m8, r8 (8A, 88) */
+static void mov_b(struct emu_cpu *c, const struct insn *i)
+{
+	if (i->op == 0x8A) {
+		reg_write(c, i->reg, 1, i->rex, fast_rm(c, i, 1));
+	} else {
+		uint64_t v = reg_read(c, i->reg, 1, i->rex);
+		if (i->mod == 3)
+			reg_write(c, i->rm, 1, i->rex, v);
+		else
+			mem_write(c, i->seg, insn_ea(c, i), 1, v);
+	}
+	NEXT_INSN(c, i);
+}
+
+/* MOV r/m, imm (C6, C7) to memory */
+static void mov_mi(struct emu_cpu *c, const struct insn *i)
+{
+	mem_write(c, i->seg, insn_ea(c, i), i->op == 0xC6 ? 1 : i->osize, i->imm);
+	NEXT_INSN(c, i);
+}
+
+/* INC/DEC r32/r64 (FF /0, /1 mod 3): CF is kept */
+static void incdec_r(struct emu_cpu *c, const struct insn *i)
+{
+	bool cf = lazy_cf(c);
+	uint64_t m = size_mask(i->osize), a = c->r[i->rm] & m;
+	uint64_t r = ((i->reg & 7) == 0 ? a + 1 : a - 1) & m;
+	c->cc_op = (i->reg & 7) == 0 ? CC_INC : CC_DEC;
+	c->cc_a = a;
+	c->cc_b = 1;
+	c->cc_res = r;
+	c->cc_size = i->osize;
+	c->cc_carry = cf;
+	c->r[i->rm] = r;
+	NEXT_INSN(c, i);
+}
+
+/* ------------------------------------------------------------------ */
 /* CMP/TEST fused with the Jcc after it (the block decoder pairs them).
  * The compare sets the lazy flags as usual (later instructions may read
  * them); the branch is decided from the operands directly. */
@@ -577,6 +691,30 @@ bool fast_specialize(struct emu_cpu *c, struct insn *i)
 		}
 		if (i->pfx & PFX_LOCK)
 			return false;
+		if (op < 0x40 && (op & 7) == 1 && i->mod != 3 && wide && alu_rr_fast[(op >> 3) & 7][0]) {
+			i->fn = alu_mr;
+			return true;
+		}
+		if ((op == 0x81 || op == 0x83) && i->mod != 3 && wide && alu_ri_fast[i->reg & 7][0]) {
+			i->fn = alu_mi;
+			return true;
+		}
+		if (op == 0x38 || op == 0x3A) {
+			i->fn = cmp_b;
+			return true;
+		}
+		if (op == 0x88 || op == 0x8A) {
+			i->fn = mov_b;
+			return true;
+		}
+		if ((op == 0xC6 || (op == 0xC7 && wide)) && i->mod != 3 && (i->reg & 7) == 0) {
+			i->fn = mov_mi;
+			return true;
+		}
+		if (op == 0xFF && i->mod == 3 && (i->reg & 7) < 2 && wide) {
+			i->fn = incdec_r;
+			return true;
+		}
 		if (op == 0x63 && i->osize == 8) {
 			i->fn = movsxd64;
 			return true;
