@@ -93,10 +93,11 @@ static int gunzip(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_
 	return 0;
 }
 
-static int unxz(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *n, const char **why)
+static int unxz_flags(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *n,
+		      const char **why, uint32_t flags)
 {
 	lzma_stream s = LZMA_STREAM_INIT;
-	if (lzma_stream_decoder(&s, UINT64_MAX, 0) != LZMA_OK) {
+	if (lzma_stream_decoder(&s, UINT64_MAX, flags) != LZMA_OK) {
 		*why = "liblzma init failed";
 		return -ENOMEM;
 	}
@@ -108,11 +109,16 @@ static int unxz(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t 
 	*n = max - s.avail_out;
 	lzma_end(&s);
 	if (r != LZMA_STREAM_END) {
-		*why = r == LZMA_OK || r == LZMA_BUF_ERROR ? "output larger than announced or input truncated"
+		*why = r == LZMA_OK || r == LZMA_BUF_ERROR ? "output larger than the room for it, or input truncated"
 							  : "corrupt xz data";
 		return -EINVAL;
 	}
 	return 0;
+}
+
+static int unxz(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *n, const char **why)
+{
+	return unxz_flags(in, len, out, max, n, why, 0);
 }
 
 static int unzstd(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *n, const char **why)
@@ -265,24 +271,7 @@ static int gunzip_members(const uint8_t *in, size_t len, uint8_t *out, size_t ma
 /* Every frame of a zstd or xz file, not just the first. */
 static int unxz_all(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *n, const char **why)
 {
-	lzma_stream s = LZMA_STREAM_INIT;
-	if (lzma_stream_decoder(&s, UINT64_MAX, LZMA_CONCATENATED) != LZMA_OK) {
-		*why = "liblzma init failed";
-		return -ENOMEM;
-	}
-	s.next_in = in;
-	s.avail_in = len;
-	s.next_out = out;
-	s.avail_out = max;
-	lzma_ret r = lzma_code(&s, LZMA_FINISH);
-	*n = max - s.avail_out;
-	lzma_end(&s);
-	if (r != LZMA_STREAM_END) {
-		*why = r == LZMA_OK || r == LZMA_BUF_ERROR ? "output larger than the room for it, or input truncated"
-							  : "corrupt xz data";
-		return -EINVAL;
-	}
-	return 0;
+	return unxz_flags(in, len, out, max, n, why, LZMA_CONCATENATED);
 }
 
 static int unzstd_all(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *n, const char **why)
