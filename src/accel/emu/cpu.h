@@ -165,6 +165,8 @@ struct emu_cpu {
 	/* Threaded dispatch (see NEXT_INSN): the block's end, the last
 	 * instruction run, the IP wrap mask of the code size. */
 	const struct insn *stop, *last;
+	const struct insn *blk_first; /* first instruction of the running block */
+	unsigned chain_left;   /* blocks emu_chain may still enter before the loop runs */
 	uint64_t ip_mask;
 
 	/* slow-path counters, printed with XVM_EMU_STATS */
@@ -235,6 +237,14 @@ struct insn {
 		(c)->last = (i);             \
 		return;                      \
 	} while (0)
+/* The same, then straight into the target's block when it is in the
+ * virtual-RIP cache and nothing waits (see emu_chain). */
+#define CHAIN_JUMP(c, i)                     \
+	do {                                 \
+		emu_chain((c), (i));         \
+		return;                      \
+	} while (0)
+void emu_chain(struct emu_cpu *c, const struct insn *i);
 /* The chaining wrapper around handlers that do not chain themselves. */
 void run_generic(struct emu_cpu *c, const struct insn *i);
 

@@ -481,20 +481,39 @@ void emu_trace_dump(struct emu_cpu *c)
 	}
 }
 
-/* The block at RIP: the virtual-RIP cache first, then the block table. */
-static inline const struct block *find_block(struct emu_cpu *c, struct block *scratch_blk, struct insn *scratch)
+static inline uint64_t exec_ctx(const struct emu_cpu *c)
 {
-	uint64_t lin = lin_mask(c, seg_lin(c, SEG_CS, c->rip));
-	uint64_t ctx = c->tlb_gen | (uint64_t)c->cpl << 12 | (uint64_t)c->code64 << 14 |
-		       (uint64_t)c->code32 << 15;
-	struct vblock *v = &c->vblocks[(lin ^ (lin >> VBLOCK_BITS)) & (VBLOCK_SIZE - 1)];
-	if (__builtin_expect(v->lin == lin && v->ctx == ctx, 1)) {
+	return c->tlb_gen | (uint64_t)c->cpl << 12 | (uint64_t)c->code64 << 14 | (uint64_t)c->code32 << 15;
+}
+
+static inline struct vblock *vblock_slot(struct emu_cpu *c, uint64_t lin)
+{
+	return &c->vblocks[(lin ^ (lin >> VBLOCK_BITS)) & (VBLOCK_SIZE - 1)];
+}
+
+/* The still-valid block the virtual-RIP cache holds for lin, or NULL. */
+static inline const struct block *vblock_hit(struct emu_cpu *c, uint64_t lin)
+{
+	const struct vblock *v = vblock_slot(c, lin);
+	if (__builtin_expect(v->lin == lin && v->ctx == exec_ctx(c), 1)) {
 		const struct block *b = v->b;
 		if (__builtin_expect(b->key == v->key &&
 				     b->gen == __atomic_load_n(&c->page_gen[b->page], __ATOMIC_ACQUIRE), 1))
 			return b;
 	}
-	const struct block *b = lookup_block(c, scratch_blk, scratch);
+	return NULL;
+}
+
+/* The block at RIP: the virtual-RIP cache first, then the block table. */
+static inline const struct block *find_block(struct emu_cpu *c, struct block *scratch_blk, struct insn *scratch)
+{
+	uint64_t lin = lin_mask(c, seg_lin(c, SEG_CS, c->rip));
+	const struct block *b = vblock_hit(c, lin);
+	if (b)
+		return b;
+	struct vblock *v = vblock_slot(c, lin);
+	uint64_t ctx = exec_ctx(c);
+	b = lookup_block(c, scratch_blk, scratch);
 	if (b != scratch_blk) {
 		v->lin = lin;
 		v->ctx = ctx;
@@ -502,6 +521,29 @@ static inline const struct block *find_block(struct emu_cpu *c, struct block *sc
 		v->b = (struct block *)b;
 	}
 	return b;
+}
+
+/* Ends a block at a jump from a fast handler (64-bit code) and, when
+ * the target's block is cached and valid and no event waits, runs it
+ * directly: the loop's event checks and lookup are skipped for up to
+ * chain_left blocks. The loop's own checks then run as usual. */
+void emu_chain(struct emu_cpu *c, const struct insn *i)
+{
+	c->rip = c->next_rip;
+	c->last = i;
+	if (--c->chain_left == 0 || c->block_end ||
+	    (__atomic_load_n(&c->pending, __ATOMIC_RELAXED) | c->irq_pending))
+		return;
+	const struct block *b = vblock_hit(c, c->rip); /* 64-bit: lin == rip */
+	if (!b)
+		return;
+	c->icount += (uint64_t)(i - c->blk_first + 1);
+	c->st.blocks++;
+	const struct insn *first = &c->arena[b->start];
+	c->blk_first = first;
+	c->stop = first + b->n;
+	c->next_rip = c->rip + first->len;
+	first->run(c, first);
 }
 
 void run_generic(struct emu_cpu *c, const struct insn *i)
@@ -524,10 +566,13 @@ static inline unsigned run_block(struct emu_cpu *c, const struct insn *i, const 
 	c->int_shadow = false;
 	if (!trace) {
 		c->stop = end;
+		c->blk_first = i;
+		c->chain_left = 64;
 		c->next_rip = (c->rip + i->len) & c->ip_mask;
 		i->run(c, i);
-		return (unsigned)(c->last - i + 1);
+		return (unsigned)(c->last - c->blk_first + 1);
 	}
+
 	/* one instruction at a time, recording each */
 	const struct insn *start = i;
 	for (; i < end; i++) {
@@ -536,6 +581,8 @@ static inline unsigned run_block(struct emu_cpu *c, const struct insn *i, const 
 		memcpy(trace_ring[trace_pos].bytes, i->bytes, 8);
 		trace_pos = (trace_pos + 1) % TRACE_RING;
 		c->stop = i + 1;
+		c->blk_first = i;
+		c->chain_left = 1; /* one instruction at a time */
 		c->next_rip = next;
 		if (i->fused)
 			i->fn(c, i); /* one at a time: the compare alone */
@@ -670,6 +717,8 @@ int emu_test_step(struct vcpu *v)
 	c->ip_mask = c->code64 ? ~0ULL : c->code32 ? 0xFFFFFFFFULL : 0xFFFFULL;
 	c->next_rip = (c->rip + insn.len) & c->ip_mask;
 	c->stop = &insn + 1; /* a chaining handler returns after this one */
+	c->blk_first = &insn;
+	c->chain_left = 1;
 	c->block_end = false;
 	insn.run(c, &insn);
 	c->rip = c->next_rip;

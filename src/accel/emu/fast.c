@@ -259,7 +259,7 @@ static void jcc_64(struct emu_cpu *c, const struct insn *i)
 {
 	if (cond_true(c, i->op & 15)) {
 		c->next_rip = canonical_target(c, c->next_rip + i->imm);
-		END_JUMP(c, i);
+		CHAIN_JUMP(c, i);
 	}
 	NEXT_INSN(c, i);
 }
@@ -271,7 +271,7 @@ static void call64(struct emu_cpu *c, const struct insn *i)
 	mem_write_lin(c, sp, 8, c->next_rip);
 	c->r[R_RSP] = sp;
 	c->next_rip = t;
-	END_JUMP(c, i);
+	CHAIN_JUMP(c, i);
 }
 
 static void ret64(struct emu_cpu *c, const struct insn *i)
@@ -280,7 +280,7 @@ static void ret64(struct emu_cpu *c, const struct insn *i)
 	uint64_t t = mem_read_lin(c, sp, 8);
 	jump_near(c, t, 8);
 	c->r[R_RSP] = sp + 8;
-	END_JUMP(c, i);
+	CHAIN_JUMP(c, i);
 }
 
 /* The r/m operand of a fast form: register or flat memory. */
@@ -550,9 +550,8 @@ static inline void fused_branch(struct emu_cpu *c, const struct insn *i, bool ta
 		uint64_t t = next + j->imm;
 		if (__builtin_expect((uint64_t)((int64_t)(t << 16) >> 16) != t, 0))
 			raise_gp0(c); /* RIP is the Jcc's */
-		c->rip = t;
-		c->last = j;
-		return;
+		c->next_rip = t;
+		CHAIN_JUMP(c, j);
 	}
 	c->next_rip = next;
 	NEXT_INSN(c, j);
