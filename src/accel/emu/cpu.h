@@ -144,6 +144,9 @@ struct emu_cpu {
 
 	/* TLB: [user][index] for read, write, exec */
 	struct tlb_entry tlb_r[2][TLB_SIZE], tlb_w[2][TLB_SIZE], tlb_x[2][TLB_SIZE];
+	/* Victims: the entry a fill displaced, found again on the next miss
+	 * without a page walk (two hot pages 16 MiB apart share a slot). */
+	struct tlb_entry tlbv_r[2][TLB_SIZE], tlbv_w[2][TLB_SIZE], tlbv_x[2][TLB_SIZE];
 	uint64_t tlb_gen;       /* 1..4095, in the low bits of valid tags: a flush is gen++ */
 	uint32_t code_epoch_seen;
 

@@ -234,6 +234,7 @@ static void check_code_epoch(struct emu_cpu *c)
 		c->code_epoch_seen = e;
 		c->st.epoch_flush++;
 		memset(c->tlb_w, 0, sizeof(c->tlb_w));
+		memset(c->tlbv_w, 0, sizeof(c->tlbv_w));
 	}
 }
 

@@ -95,6 +95,7 @@ void code_page_mark(struct emu_cpu *c, uint64_t gpa)
 	/* Every vCPU must stop writing this page through its TLB. */
 	__atomic_add_fetch(&em->code_epoch, 1, __ATOMIC_SEQ_CST);
 	memset(c->tlb_w, 0, sizeof(c->tlb_w));
+	memset(c->tlbv_w, 0, sizeof(c->tlbv_w));
 	c->st.epoch_flush++;
 	c->code_epoch_seen = __atomic_load_n(&em->code_epoch, __ATOMIC_RELAXED);
 }
@@ -155,6 +156,9 @@ void tlb_flush_all(struct emu_cpu *c, bool keep_global)
 		memset(c->tlb_r, 0, sizeof(c->tlb_r));
 		memset(c->tlb_w, 0, sizeof(c->tlb_w));
 		memset(c->tlb_x, 0, sizeof(c->tlb_x));
+		memset(c->tlbv_r, 0, sizeof(c->tlbv_r));
+		memset(c->tlbv_w, 0, sizeof(c->tlbv_w));
+		memset(c->tlbv_x, 0, sizeof(c->tlbv_x));
 		if (c->vblocks) /* their context holds the generation too */
 			memset(c->vblocks, 0, VBLOCK_SIZE * sizeof(*c->vblocks));
 		c->tlb_gen = 1;
@@ -304,10 +308,31 @@ uint64_t translate(struct emu_cpu *c, uint64_t lin, int acc, bool user)
 	return w.gpa | (lin & 0xFFF);
 }
 
+/* Installs e in the slot, moving what was there to the victim slot. */
+static void tlb_put(struct tlb_entry *slot, struct tlb_entry *victim, const struct tlb_entry *e)
+{
+	if (slot->tag != e->tag)
+		*victim = *slot;
+	*slot = *e;
+}
+
 /* Translates and, for RAM, installs a TLB entry. Returns the gpa. */
 static uint64_t translate_fill(struct emu_cpu *c, uint64_t lin, int acc)
 {
 	bool user = cpl_user(c);
+	unsigned idx = (lin >> 12) & (TLB_SIZE - 1);
+	uint64_t tag = (lin & ~0xFFFULL) | c->tlb_gen;
+	struct tlb_entry *slot = acc == ACC_READ ? &c->tlb_r[user][idx] : acc == ACC_WRITE ? &c->tlb_w[user][idx]
+											   : &c->tlb_x[user][idx];
+	struct tlb_entry *victim = acc == ACC_READ ? &c->tlbv_r[user][idx] : acc == ACC_WRITE ? &c->tlbv_w[user][idx]
+											       : &c->tlbv_x[user][idx];
+	if (victim->tag == tag) {
+		/* a conflict miss: swap the two entries */
+		struct tlb_entry t = *slot;
+		*slot = *victim;
+		*victim = t;
+		return slot->gpa_page | (lin & 0xFFF);
+	}
 	struct walk_result w = { .writable = true, .dirty = true };
 	if (c->cr0 & X86_CR0_PG) {
 		if (c->long_mode) {
@@ -324,28 +349,25 @@ static uint64_t translate_fill(struct emu_cpu *c, uint64_t lin, int acc)
 	uint8_t *h = gpa_to_hva(&c->m->ram, w.gpa, 4096);
 	if (!h || apic_page_hit(c, w.gpa))
 		return gpa;
-	unsigned idx = (lin >> 12) & (TLB_SIZE - 1);
 	c->st.fill[acc]++;
 	struct tlb_entry e = {
-		.tag = (lin & ~0xFFFULL) | c->tlb_gen,
+		.tag = tag,
 		.addend = (uintptr_t)h - (lin & ~0xFFFULL),
 		.gpa_page = w.gpa,
 		.global = w.global,
 	};
 	switch (acc) {
 	case ACC_READ:
-		c->tlb_r[user][idx] = e;
-		break;
 	case ACC_EXEC:
-		c->tlb_x[user][idx] = e;
+		tlb_put(slot, victim, &e);
 		break;
 	case ACC_WRITE: {
 		struct emu_machine *em = c->m->accel_priv;
 		int64_t pidx = ram_page_index(&c->m->ram, w.gpa);
 		if (w.dirty && w.writable && !__atomic_load_n(&em->page_code[pidx], __ATOMIC_RELAXED))
-			c->tlb_w[user][idx] = e;
+			tlb_put(slot, victim, &e);
 		/* A writable page is readable too. */
-		c->tlb_r[user][idx] = e;
+		tlb_put(&c->tlb_r[user][idx], &c->tlbv_r[user][idx], &e);
 		break;
 	}
 	}
