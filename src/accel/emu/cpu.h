@@ -226,7 +226,7 @@ struct insn {
 	do {                                                                     \
 		const struct insn *n_ = (i) + 1;                                 \
 		(c)->rip = (c)->next_rip;                                        \
-		if (__builtin_expect(n_ >= (c)->stop || (c)->block_end, 0)) {   \
+		if (__builtin_expect(n_ >= (c)->stop, 0)) {                      \
 			(c)->last = (i);                                         \
 			return;                                                  \
 		}                                                                \
@@ -248,6 +248,14 @@ struct insn {
 		return;                      \
 	} while (0)
 void emu_chain(struct emu_cpu *c, const struct insn *i);
+/* Ends the running block after the current instruction: code, mode or
+ * paging changed, or a device wants the loop to look at events. Clearing
+ * stop makes NEXT_INSN return at once (one compare per instruction). */
+static inline void end_block(struct emu_cpu *c)
+{
+	c->block_end = true;
+	c->stop = NULL;
+}
 /* The chaining wrapper around handlers that do not chain themselves. */
 void run_generic(struct emu_cpu *c, const struct insn *i);
 

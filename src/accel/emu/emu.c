@@ -223,7 +223,7 @@ void emu_tables_init(void)
 void do_hlt(struct emu_cpu *c)
 {
 	c->halted = true;
-	c->block_end = true;
+	end_block(c);
 }
 
 static void check_code_epoch(struct emu_cpu *c)

@@ -131,7 +131,7 @@ void phys_write(struct emu_cpu *c, uint64_t gpa, unsigned size, uint64_t v)
 		int64_t idx = ram_page_index(&c->m->ram, gpa);
 		memcpy(h, &v, size);
 		if (code_page_written(em, idx))
-			c->block_end = true;
+			end_block(c);
 		return;
 	}
 	if (apic_page_hit(c, gpa)) {
@@ -139,7 +139,7 @@ void phys_write(struct emu_cpu *c, uint64_t gpa, unsigned size, uint64_t v)
 		return;
 	}
 	io_write(c->m->mmio, gpa, size, v & size_mask(size));
-	c->block_end = true;
+	end_block(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -151,7 +151,7 @@ void tlb_flush_all(struct emu_cpu *c, bool keep_global)
 	 * than keeping them, as flushes are frequent and misses are not. */
 	(void)keep_global;
 	c->st.flush_all++;
-	c->block_end = true;
+	end_block(c);
 	if (++c->tlb_gen >= 4096) {
 		memset(c->tlb_r, 0, sizeof(c->tlb_r));
 		memset(c->tlb_w, 0, sizeof(c->tlb_w));
@@ -419,7 +419,7 @@ void *mem_host_ptr_rw(struct emu_cpu *c, uint64_t lin, unsigned size)
 	if (h) {
 		struct emu_machine *em = c->m->accel_priv;
 		if (code_page_written(em, ram_page_index(&c->m->ram, gpa)))
-			c->block_end = true;
+			end_block(c);
 	}
 	return h;
 }

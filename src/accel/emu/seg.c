@@ -24,7 +24,7 @@ _Noreturn void raise_exc_err(struct emu_cpu *c, int vector, uint32_t error)
 
 void cpu_update_mode(struct emu_cpu *c)
 {
-	c->block_end = true;
+	end_block(c);
 	c->prot = c->cr0 & X86_CR0_PE;
 	c->long_mode = c->efer & X86_EFER_LMA;
 	c->code64 = c->long_mode && c->seg[SEG_CS].l;

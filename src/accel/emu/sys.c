@@ -445,7 +445,7 @@ void port_out(struct emu_cpu *c, uint16_t port, unsigned size, uint64_t v)
 {
 	io_permission(c, port, size);
 	io_write(c->m->pio, port, size, v & size_mask(size));
-	c->block_end = true; /* the device may have stopped the VM or raised an interrupt */
+	end_block(c); /* the device may have stopped the VM or raised an interrupt */
 }
 
 /* ------------------------------------------------------------------ */
