@@ -306,6 +306,9 @@ void fast_call_inline(struct emu_cpu *c, const struct insn *i);
 /* A handler running i (CMP/TEST) and the Jcc at i + 1 together, or NULL.
  * The block decoder installs it as i->run with i->fused set. */
 insn_fn fast_fuse_jcc(const struct insn *i);
+/* A flag-less handler for i when the instruction after it overwrites
+ * every flag i sets without reading them, or NULL (installed as i->run). */
+insn_fn fast_dead_flags(const struct insn *i);
 extern bool emu_no_fast_paths;
 
 /* ------------------------------------------------------------------ */

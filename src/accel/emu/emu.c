@@ -393,6 +393,8 @@ static const struct block *lookup_block(struct emu_cpu *c, struct block *scratch
 			if (f) {
 				c->arena[k].run = f;
 				c->arena[k].fused = true;
+			} else if ((f = fast_dead_flags(&c->arena[k]))) {
+				c->arena[k].run = f;
 			}
 		}
 	}

@@ -581,6 +581,45 @@ static inline void fused_branch(struct emu_cpu *c, const struct insn *i, bool ta
 DEF_FUSED(4, uint32_t)
 DEF_FUSED(8, uint64_t)
 
+/* ROL/ROR of a 32/64-bit register whose CF/OF nobody can see: the next
+ * instruction sets all six flags from registers alone (it cannot fault
+ * and reads none), so the old flags need not be materialised. */
+#define DEF_ROT_NF(SIZE, T, BITS)                                                     \
+	static void rot_nf##SIZE(struct emu_cpu *c, const struct insn *i)            \
+	{                                                                             \
+		unsigned n = (unsigned)(i->op == 0xC1 ? i->imm : c->r[R_RCX]) & (BITS - 1); \
+		T a = (T)c->r[i->rm];                                                 \
+		if (n)                                                                \
+			a = (i->reg & 7) == 0 ? (T)((a << n) | (a >> (BITS - n)))     \
+					      : (T)((a >> n) | (a << (BITS - n)));    \
+		c->r[i->rm] = a;                                                      \
+		NEXT_INSN(c, i);                                                      \
+	}
+DEF_ROT_NF(4, uint32_t, 32)
+DEF_ROT_NF(8, uint64_t, 64)
+
+static bool sets_all_flags_from_regs(const struct insn *i)
+{
+	static const insn_fn writers[] = {
+		rr_add4, rr_add8, rr_or4, rr_or8, rr_and4, rr_and8, rr_sub4, rr_sub8,
+		rr_xor4, rr_xor8, rr_cmp4, rr_cmp8, ri_add4, ri_add8, ri_or4, ri_or8,
+		ri_and4, ri_and8, ri_sub4, ri_sub8, ri_xor4, ri_xor8, ri_cmp4, ri_cmp8, test_rr,
+	};
+	for (unsigned k = 0; k < sizeof(writers) / sizeof(writers[0]); k++)
+		if (i->fn == writers[k])
+			return true;
+	return false;
+}
+
+insn_fn fast_dead_flags(const struct insn *i)
+{
+	if ((i->fn != shift_fast4 && i->fn != shift_fast8) || (i->reg & 7) > 1)
+		return NULL;
+	if (!sets_all_flags_from_regs(i + 1))
+		return NULL;
+	return i->fn == shift_fast8 ? rot_nf8 : rot_nf4;
+}
+
 insn_fn fast_fuse_jcc(const struct insn *i)
 {
 	if (i[1].fn != jcc_64)
