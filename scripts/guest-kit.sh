@@ -163,14 +163,30 @@ for key in "${order[@]}"; do
         *) cp "$src" "$kmods/$rel" ;;
     esac
     echo "/lib/modules/$kver/$rel" >> "$root/etc/xvm-modules"
-    deps=""
-    for dep in $(modinfo_depends "$src"); do
-        d=${modpath[${dep//-/_}]:-}
-        [ -n "$d" ] || continue
-        d=${d#"$moddir"/}
-        deps="$deps ${d%.ko*}.ko"
+done
+# modules.dep as depmod writes it: every dependency, direct or not, the
+# ones loaded last first (modprobe loads the list from its end).
+declare -A pos=() tdeps=()
+for i in "${!order[@]}"; do pos[${order[$i]}]=$i; done
+trans_deps() { # key: sets tdeps[key] to its dependencies' keys, transitively
+    local key=$1 dep d all=""
+    [ -n "${tdeps[$key]+x}" ] && return 0
+    for dep in $(modinfo_depends "${modpath[$key]}"); do
+        d=${dep//-/_}
+        [ -n "${modpath[$d]:-}" ] || continue
+        trans_deps "$d"
+        all="$all $d ${tdeps[$d]}"
     done
-    echo "$rel:$deps" >> "$kmods/modules.dep"
+    tdeps[$key]=$all
+}
+relpath() { local r=${modpath[$1]#"$moddir"/}; echo "${r%.ko*}.ko"; }
+for key in "${order[@]}"; do
+    trans_deps "$key"
+    deps=""
+    for d in $(for d in ${tdeps[$key]}; do echo "${pos[$d]} $d"; done | sort -u -k1,1nr | cut -d' ' -f2); do
+        deps="$deps $(relpath "$d")"
+    done
+    echo "$(relpath "$key"):$deps" >> "$kmods/modules.dep"
 done
 
 # /init (initramfs, stage 1): mounts, modules, optional switch to the root
@@ -184,10 +200,39 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 
-n=0
-for m in $(cat /etc/xvm-modules); do
-    insmod "$m" 2>/dev/null && n=$((n + 1))
-done
+# Modules for the devices this VM has, as udev would by modalias (loading
+# all of them costs a second of a software CPU's time: each module's
+# signature is checked): the virtio transports when there is a virtio
+# PCI function (vendor 0x1af4) or virtio-mmio devices on the command line,
+# then one driver per virtio device ID, and ext4 with the disk driver.
+# xvm.modules=all on the kernel command line loads the whole set.
+done_mods=" "
+load() { # module name(s), with dependencies from modules.dep
+    for m in "$@"; do
+        case "$done_mods" in *" $m "*) continue ;; esac
+        done_mods="$done_mods$m "
+        modprobe "$m" 2>/dev/null
+    done
+}
+if grep -q 'xvm\.modules=all' /proc/cmdline; then
+    for m in $(cat /etc/xvm-modules); do
+        insmod "$m" 2>/dev/null
+    done
+else
+    for v in /sys/bus/pci/devices/*/vendor; do
+        [ "$(cat "$v" 2>/dev/null)" = 0x1af4 ] && { load virtio virtio_ring virtio_pci; break; }
+    done
+    grep -q 'virtio_mmio\.device=' /proc/cmdline && load virtio virtio_ring virtio_mmio
+    for d in /sys/bus/virtio/devices/*/device; do
+        case "$(cat "$d" 2>/dev/null)" in
+            0x0001) load virtio_net ;;
+            0x0002) load virtio_blk crc32c_generic crc32c-intel crc16 mbcache jbd2 ext4 ;;
+            0x0003) load virtio_console ;;
+            0x0004) load virtio-rng ;;
+        esac
+    done
+fi
+n=$(wc -l < /proc/modules)
 echo "xvm-guest: $n modules loaded"
 
 # xvm.root=DEV: switch to the ext4 root disk (e.g. the kit's rootfs.ext4
