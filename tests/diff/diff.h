@@ -21,7 +21,29 @@ struct diff_form {
 	bool df;                 /* randomise DF too (string instructions) */
 	uint8_t fp;              /* 0: integer data, 4: float lanes, 8: double lanes */
 	uint8_t needs;           /* host CPU feature the native run needs (DIFF_NEEDS_*) */
+	/* x87: ST(0)..ST(st_valid-1) are made valid and ST(7)..ST(8-st_free)
+	 * empty (no stack faults: not modelled, see docs/emu.md) */
+	uint8_t st_valid, st_free;
+	uint16_t fsw_undef;      /* FSW condition bits the SDM leaves undefined, masked */
+	uint8_t st_ulps;         /* transcendentals: ST registers within this many ulps */
+	uint8_t mem_skip_off, mem_skip_len; /* bytes at [rbx]+off not compared (FIP/FDP) */
+	/* constrain the x87 input (FXSAVE image: FCW, FSW, ST(k) at 32 + 16k) */
+	void (*fx_setup)(const struct diff_form *f, uint8_t *fx);
+	/* ST(k)'s result is undefined/implementation-specific for this input */
+	bool (*undef_st)(const struct diff_form *f, const uint8_t *fx_in, int k);
+	/* FSW condition bits undefined for this input */
+	uint16_t (*undef_fsw)(const struct diff_form *f, const uint8_t *fx_in);
 };
+
+#define FSW_C0 0x0100
+#define FSW_C1 0x0200
+#define FSW_C2 0x0400
+#define FSW_C3 0x4000
+#define FSW_CC (FSW_C0 | FSW_C1 | FSW_C2 | FSW_C3)
+
+/* memory patterns (diff_form.fp) for x87 operands: 80-bit reals and
+ * packed BCD, one per 16 bytes */
+enum { DIFF_MEM_M80 = 10, DIFF_MEM_BCD = 11 };
 
 /* Forms of extensions the host may lack are skipped there (no oracle). */
 enum { DIFF_NEEDS_NONE, DIFF_NEEDS_SSSE3, DIFF_NEEDS_SSE41, DIFF_NEEDS_SSE42 };
@@ -30,5 +52,7 @@ const struct diff_form *diff_forms(unsigned *n);
 uint64_t diff_rand(void);
 uint64_t diff_rand_value(void);
 uint64_t diff_rand_fp(int lane_bytes);
+void diff_rand_ld(uint8_t out[10]);
+void diff_rand_bcd(uint8_t out[10]);
 
 #endif

@@ -30,7 +30,11 @@ struct nstate {
 	uint64_t gpr[16];
 	uint64_t rflags;
 	uint8_t xmm[16][16];
+	uint8_t pad[8];
+	/* x87/MMX/MXCSR state as an FXSAVE image (XMM from xmm[] above) */
+	uint8_t fx[512] __attribute__((aligned(16)));
 };
+_Static_assert(__builtin_offsetof(struct nstate, fx) == 400, "the native stub uses offset 400");
 void diff_native_run(struct nstate *s, void *code);
 extern char diff_native_return[];
 
@@ -41,6 +45,7 @@ __asm__(".text\n"
 	"mov %rdi, diff_cur_state(%rip)\n"
 	"mov %rsp, diff_saved_rsp(%rip)\n"
 	"mov %rsi, diff_cur_code(%rip)\n"
+	"fxrstor64 400(%rdi)\n"
 	"movdqu 136(%rdi), %xmm0\n movdqu 152(%rdi), %xmm1\n movdqu 168(%rdi), %xmm2\n"
 	"movdqu 184(%rdi), %xmm3\n movdqu 200(%rdi), %xmm4\n movdqu 216(%rdi), %xmm5\n"
 	"movdqu 232(%rdi), %xmm6\n movdqu 248(%rdi), %xmm7\n movdqu 264(%rdi), %xmm8\n"
@@ -69,6 +74,7 @@ __asm__(".text\n"
 	"movdqu %xmm9, 280(%rdi)\n movdqu %xmm10, 296(%rdi)\n movdqu %xmm11, 312(%rdi)\n"
 	"movdqu %xmm12, 328(%rdi)\n movdqu %xmm13, 344(%rdi)\n movdqu %xmm14, 360(%rdi)\n"
 	"movdqu %xmm15, 376(%rdi)\n"
+	"fxsave64 400(%rdi)\n"
 	"mov diff_saved_rsp(%rip), %rsp\n"
 	"pop %r15\n pop %r14\n pop %r13\n pop %r12\n pop %rbp\n pop %rbx\n"
 	"ret\n"
@@ -137,13 +143,143 @@ static int vector_of_signal(int sig)
 	}
 }
 
+/* Random x87 state: interesting register contents, random TOP, tags and
+ * condition codes, extended precision, random rounding, all exceptions
+ * masked; then the form's constraints (valid/empty registers, domains). */
+static void rand_fx(const struct diff_form *form, uint8_t *fx)
+{
+	memset(fx, 0, 512);
+	uint16_t fcw = (uint16_t)(0x037F | (diff_rand() & 3) << 10);
+	unsigned top = diff_rand() & 7;
+	uint16_t fsw = (uint16_t)((top << 11) | (diff_rand() & FSW_CC));
+	uint8_t atag = (uint8_t)diff_rand();
+	for (int k = 0; k < 8; k++) {
+		unsigned phys = (top + k) & 7;
+		if (k < form->st_valid)
+			atag |= (uint8_t)(1 << phys);
+		if (k >= 8 - form->st_free)
+			atag &= (uint8_t)~(1 << phys);
+		diff_rand_ld(fx + 32 + 16 * k);
+	}
+	memcpy(fx, &fcw, 2);
+	memcpy(fx + 2, &fsw, 2);
+	fx[4] = atag;
+	uint32_t mxcsr = 0x1F80;
+	memcpy(fx + 24, &mxcsr, 4);
+	if (form->fx_setup)
+		form->fx_setup(form, fx);
+}
+
+/* 80-bit values as ordered integers (sign-magnitude to two's complement
+ * of exponent:fraction), for the ulp distance of transcendentals. */
+static __int128 ld_key(const uint8_t *b)
+{
+	uint64_t mant;
+	uint16_t se;
+	memcpy(&mant, b, 8);
+	memcpy(&se, b + 8, 2);
+	__int128 k = ((__int128)(se & 0x7FFF) << 63) | (mant & ~(1ULL << 63));
+	return (se & 0x8000) ? -k : k;
+}
+
+static bool ld_isnan(const uint8_t *b)
+{
+	uint64_t mant;
+	uint16_t se;
+	memcpy(&mant, b, 8);
+	memcpy(&se, b + 8, 2);
+	return (se & 0x7FFF) == 0x7FFF && (mant << 1) != 0;
+}
+
+/* Compares the x87/MMX/SSE control state of two FXSAVE images; FOP, FIP
+ * and FDP are implementation-specific and not compared; FSW exception
+ * flags and MXCSR exception flags are not modelled (docs/emu.md). */
+static void compare_fx(const struct diff_form *form, const uint8_t *in, const uint8_t *n, const uint8_t *e,
+		       char *why, size_t len)
+{
+	uint16_t nw, ew;
+	memcpy(&nw, n, 2);
+	memcpy(&ew, e, 2);
+	if (nw != ew) {
+		snprintf(why, len, "fcw: native %04x emulated %04x", nw, ew);
+		return;
+	}
+	memcpy(&nw, n + 2, 2);
+	memcpy(&ew, e + 2, 2);
+	uint16_t m = (uint16_t)(0x3800 | (FSW_CC & ~form->fsw_undef));
+	if (form->undef_fsw)
+		m &= (uint16_t)~form->undef_fsw(form, in);
+	if ((nw ^ ew) & m) {
+		snprintf(why, len, "fsw: native %04x emulated %04x (compared %04x)", nw, ew, m);
+		return;
+	}
+	if (n[4] != e[4]) {
+		snprintf(why, len, "abridged tag: native %02x emulated %02x", n[4], e[4]);
+		return;
+	}
+	uint32_t nm, em;
+	memcpy(&nm, n + 24, 4);
+	memcpy(&em, e + 24, 4);
+	if ((nm ^ em) & ~0x3Fu) {
+		snprintf(why, len, "mxcsr: native %08x emulated %08x", nm, em);
+		return;
+	}
+	for (int k = 0; k < 8; k++) {
+		const uint8_t *a = n + 32 + 16 * k, *b = e + 32 + 16 * k;
+		if (!memcmp(a, b, 10))
+			continue;
+		if (form->undef_st && form->undef_st(form, in, k))
+			continue;
+		if (form->st_ulps) {
+			/* "the worst case error on transcendental functions is less
+			 * than 1 ulp when rounding to the nearest (even) and less than
+			 * 1.5 ulps when rounding in other modes" (SDM vol. 1, 8.3.10):
+			 * the emulator's libm has its own error: st_ulps in all */
+			if (ld_isnan(a) && ld_isnan(b))
+				continue;
+			__int128 d = ld_key(a) - ld_key(b);
+			if (d <= form->st_ulps && d >= -(int)form->st_ulps)
+				continue;
+		}
+		uint64_t am, bm;
+		uint16_t ae, be;
+		memcpy(&am, a, 8);
+		memcpy(&ae, a + 8, 2);
+		memcpy(&bm, b, 8);
+		memcpy(&be, b + 8, 2);
+		snprintf(why, len, "st%d: native %04x:%016llx emulated %04x:%016llx", k, ae,
+			 (unsigned long long)am, be, (unsigned long long)bm);
+		return;
+	}
+}
+
+static void print_fx(const char *what, const uint8_t *fx)
+{
+	uint16_t fcw, fsw;
+	memcpy(&fcw, fx, 2);
+	memcpy(&fsw, fx + 2, 2);
+	printf("     %s: fcw %04x fsw %04x tag %02x", what, fcw, fsw, fx[4]);
+	for (int k = 0; k < 8; k++) {
+		uint64_t m;
+		uint16_t e;
+		memcpy(&m, fx + 32 + 16 * k, 8);
+		memcpy(&e, fx + 40 + 16 * k, 2);
+		printf(" st%d=%04x:%016llx", k, e, (unsigned long long)m);
+	}
+	printf("\n");
+}
+
 /* Runs the prepared code natively; returns the signal it raised or 0.
  * Kept out of main() so the non-local return cannot clobber its locals. */
 static __attribute__((noinline)) int run_native(struct nstate *s, void *code)
 {
+	static uint8_t host_fx[512] __attribute__((aligned(16)));
+	__asm__ volatile("fxsave64 %0" : "=m"(host_fx));
 	native_signal = 0;
 	if (!sigsetjmp(native_jmp, 1))
 		diff_native_run(s, code);
+	/* the emulator computes with the host's x87: give it its state back */
+	__asm__ volatile("fxrstor64 %0" : : "m"(host_fx));
 	return native_signal;
 }
 
@@ -217,13 +353,18 @@ int main(int argc, char **argv)
 					uint64_t v = form->fp ? diff_rand_fp(form->fp) : diff_rand_value();
 					memcpy(&in.xmm[x][b], &v, 8);
 				}
+			rand_fx(form, in.fx);
 			in.rflags = 0x202 | (diff_rand() & FL_ARITH);
 			if (form->df && (diff_rand() & 1))
 				in.rflags |= FL_DF;
 			uint8_t pattern[DATA_SIZE];
 			for (unsigned k = 0; k < DATA_SIZE; k += 8) {
-				uint64_t v = form->fp ? diff_rand_fp(form->fp) : diff_rand_value();
+				uint64_t v = form->fp && form->fp < DIFF_MEM_M80 ? diff_rand_fp(form->fp) : diff_rand_value();
 				memcpy(pattern + k, &v, 8);
+				if (k % 16 == 0 && form->fp == DIFF_MEM_M80)
+					diff_rand_ld(pattern + k);
+				else if (k % 16 == 0 && form->fp == DIFF_MEM_BCD)
+					diff_rand_bcd(pattern + k);
 			}
 			if (form->setup)
 				form->setup(in.gpr);
@@ -251,9 +392,9 @@ int main(int argc, char **argv)
 			c->r[R_RSP] = 0;
 			c->rip = CODE_ADDR;
 			set_rflags(c, in.rflags, ~0ULL);
+			fxrstor(c, in.fx);
 			for (int x = 0; x < 16; x++)
 				memcpy(&c->xmm[x], in.xmm[x], 16);
-			c->mxcsr = 0x1F80;
 			tlb_flush_all(c, false);
 			/* a form may be a short sequence (flag producer + consumer) */
 			int evec = -1;
@@ -263,6 +404,7 @@ int main(int argc, char **argv)
 			emu.rflags = get_rflags(c);
 			for (int x = 0; x < 16; x++)
 				memcpy(emu.xmm[x], &c->xmm[x], 16);
+			fxsave(c, emu.fx);
 			cases++;
 
 			char why[256] = "";
@@ -296,8 +438,11 @@ int main(int argc, char **argv)
 							 *(unsigned long long *)&nat.xmm[x][0],
 							 *(unsigned long long *)&emu.xmm[x][8],
 							 *(unsigned long long *)&emu.xmm[x][0]);
+				if (!why[0])
+					compare_fx(form, in.fx, nat.fx, emu.fx, why, sizeof(why));
+				unsigned skip0 = form->mem_offset + form->mem_skip_off;
 				for (unsigned k = 0; k < DATA_SIZE && !why[0]; k++)
-					if (data[k] != gdata[k])
+					if (data[k] != gdata[k] && (k < skip0 || k >= skip0 + form->mem_skip_len))
 						snprintf(why, sizeof(why), "memory +%#x: native %02x emulated %02x", k,
 							 data[k], gdata[k]);
 				if (!why[0] && c->rip != CODE_ADDR + form->len)
@@ -312,6 +457,15 @@ int main(int argc, char **argv)
 					if (r != R_RSP)
 						printf(" r%d=%llx", r, (unsigned long long)in.gpr[r]);
 				printf("\n");
+				print_fx("in ", in.fx);
+				print_fx("nat", nat.fx);
+				print_fx("emu", emu.fx);
+				if (form->len && form->bytes[0] >= 0xD8 && form->bytes[0] <= 0xDF) {
+					printf("     mem:");
+					for (int b = 0; b < 16; b++)
+						printf(" %02x", pattern[form->mem_offset + b]);
+					printf("\n");
+				}
 			}
 		}
 		if (fails)

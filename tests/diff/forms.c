@@ -1,6 +1,7 @@
 /* The instruction forms under differential test, generated from small
  * encoding rules, with the flags the SDM leaves undefined for each.
  * To grow coverage, add a rule here. Memory operands are [rbx]. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -968,6 +969,408 @@ static void gen_flag_pairs(void)
 			}
 }
 
+/* ------------------------------------------------------------------ */
+/* x87 (D8-DF) and MMX */
+
+/* Interesting 80-bit values: zeros, infinities, NaNs (quiet and
+ * signalling), denormals, small integers, integers at the 16/32/64-bit
+ * limits, halves (rounding ties), random finite numbers. */
+void diff_rand_ld(uint8_t out[10])
+{
+	uint64_t r = diff_rand(), mant;
+	uint16_t se = (r >> 8) & 1 ? 0x8000 : 0;
+	long double v;
+	switch (r % 16) {
+	case 0: mant = 0; break;
+	case 1: mant = 1ULL << 63; se |= 0x7FFF; break;
+	case 2: mant = 0xC000000000000000ULL | (diff_rand() >> (diff_rand() % 64 + 2)); se |= 0x7FFF; break;
+	case 3: mant = 0x8000000000000000ULL | ((diff_rand() >> 2) | 1); se |= 0x7FFF; break;
+	case 4: mant = diff_rand() >> (1 + diff_rand() % 63); break;
+	case 5: v = (long double)(int)(diff_rand() % 201) - 100; memcpy(out, &v, 10); return;
+	case 6: case 7:
+		v = (long double)(int64_t)(diff_rand() % 2000001 - 1000000) / 8.0L;
+		memcpy(out, &v, 10);
+		return;
+	case 8: {
+		static const int bits[3] = { 15, 31, 63 };
+		v = ldexpl(1.0L, bits[diff_rand() % 3]) + (long double)((int)(diff_rand() % 9) - 4) / 2.0L;
+		if ((r >> 9) & 1)
+			v = -v;
+		memcpy(out, &v, 10);
+		return;
+	}
+	case 9: mant = diff_rand() | 1ULL << 63; se |= (uint16_t)(1 + diff_rand() % 0x7FFE); break;
+	default: mant = diff_rand() | 1ULL << 63; se |= (uint16_t)(0x3FFF + diff_rand() % 161 - 80); break;
+	}
+	memcpy(out, &mant, 8);
+	memcpy(out + 8, &se, 2);
+}
+
+/* Packed BCD: 18 digits and a sign byte. */
+void diff_rand_bcd(uint8_t out[10])
+{
+	unsigned digits = (unsigned)(diff_rand() % 19);
+	for (int k = 0; k < 9; k++) {
+		unsigned lo = 2 * k < (int)digits ? diff_rand() % 10 : 0, hi = 2 * k + 1 < (int)digits ? diff_rand() % 10 : 0;
+		out[k] = (uint8_t)(hi << 4 | lo);
+	}
+	out[9] = diff_rand() & 1 ? 0x80 : 0;
+}
+
+/* ST(k) as a long double inside the FXSAVE image */
+static long double *fx_st(uint8_t *fx, int k)
+{
+	return (long double *)(void *)(fx + 32 + 16 * k);
+}
+
+/* Transcendental domains: "If the source operand is outside [the range]
+ * the result is undefined" (F2XM1: -1.0 to +1.0; FYL2XP1: ±(1 - sqrt(2)/2)).
+ * FSIN/FCOS/FSINCOS/FPTAN "are really approximating the mathematical
+ * functions sin (x * π /Pi), cos (x * π / Pi), and tan (x * π / Pi)" with a
+ * 66-bit Pi; "for accurate results it is safe to apply FSINCOS only to
+ * arguments reduced accurately in software, to a value smaller in absolute
+ * value than 3π/8" (SDM): the operands stay below 3π/8 here. */
+static void fx_small(const struct diff_form *f, uint8_t *fx, long double lim)
+{
+	for (int k = 0; k < 2; k++) {
+		long double v = *fx_st(fx, k);
+		if (isnan(v) || isinf(v) || v == 0)
+			continue;
+		if (fabsl(v) >= lim || fpclassify(v) != FP_NORMAL) {
+			uint64_t r = diff_rand();
+			v = (long double)(r % 1000000007ULL) / 1000000007.0L * lim * 0.99L;
+			if (r >> 63)
+				v = -v;
+			*fx_st(fx, k) = v;
+		}
+	}
+}
+static void fx_trig(const struct diff_form *f, uint8_t *fx) { fx_small(f, fx, 1.1780972450961724L); }
+static void fx_f2xm1(const struct diff_form *f, uint8_t *fx) { fx_small(f, fx, 1.0L); }
+static void fx_yl2xp1(const struct diff_form *f, uint8_t *fx) { fx_small(f, fx, 0.29L); }
+/* FYL2X: positive finite x, moderate y */
+static void fx_yl2x(const struct diff_form *f, uint8_t *fx)
+{
+	fx_small(f, fx, 1e6L);
+	long double *x = fx_st(fx, 0);
+	if (diff_rand() % 4)
+		*x = fabsl(*x);
+}
+
+/* RAX: any control word (no exception is pending: they may be unmasked) */
+static void setup_fcw(uint64_t *gpr)
+{
+	gpr[R_RAX] = diff_rand() & 0xFFFF;
+}
+/* RAX: a status word without pending exceptions (any TOP, C0-C3) */
+static void setup_fsw(uint64_t *gpr)
+{
+	gpr[R_RAX] = diff_rand() & (0x3800 | FSW_CC);
+}
+/* RAX: any tag word */
+static void setup_ftw(uint64_t *gpr)
+{
+	gpr[R_RAX] = diff_rand() & 0xFFFF;
+}
+
+/* FPREM/FPREM1 with exponents 64 or more apart: "C2 <- 1; N <- An
+ * implementation-dependent number between 32 and 63; QQ <- Integer(
+ * TruncateTowardZero((ST(0) / ST(1)) / 2^(D - N)))" (SDM): the partial
+ * remainder and its quotient bits depend on N, only C2 is compared. */
+static bool fprem_partial(const uint8_t *fx)
+{
+	long double a = *fx_st((uint8_t *)fx, 0), b = *fx_st((uint8_t *)fx, 1);
+	if (!isfinite(a) || !isfinite(b) || a == 0 || b == 0)
+		return false;
+	return ilogbl(a) - ilogbl(b) >= 64;
+}
+static bool fprem_undef_st(const struct diff_form *f, const uint8_t *fx, int k)
+{
+	return k == 0 && fprem_partial(fx);
+}
+static uint16_t fprem_undef_fsw(const struct diff_form *f, const uint8_t *fx)
+{
+	return fprem_partial(fx) ? FSW_C0 | FSW_C1 | FSW_C3 : 0;
+}
+
+static struct diff_form *x87f(const char *name, int op, int modrm, int valid, int free, uint16_t undef)
+{
+	struct diff_form *f = newf("%s", name);
+	emit(f, op);
+	emit(f, modrm);
+	f->st_valid = (uint8_t)valid;
+	f->st_free = (uint8_t)free;
+	f->fsw_undef = undef;
+	return f;
+}
+
+/* "C1: set if result was rounded up; cleared otherwise" (the emulator
+ * does not report the rounding direction: docs/emu.md); "C0, C2, C3:
+ * undefined" */
+#define U_ROUND FSW_CC
+#define U_C023 (FSW_C0 | FSW_C2 | FSW_C3)
+
+static void gen_x87(void)
+{
+	static const char *const arith[8] = { "fadd", "fmul", "fcom", "fcomp", "fsub", "fsubr", "fdiv", "fdivr" };
+	static const char *const iarith[8] = { "fiadd", "fimul", "ficom", "ficomp", "fisub", "fisubr", "fidiv", "fidivr" };
+	static const struct { int op; const char *sz; int fp; } msrc[4] = {
+		{ 0xD8, "m32fp", 4 }, { 0xDC, "m64fp", 8 }, { 0xDA, "m32int", 0 }, { 0xDE, "m16int", 0 },
+	};
+	char n[48];
+	for (int k = 0; k < 4; k++)
+		for (int r = 0; r < 8; r++) {
+			snprintf(n, sizeof(n), "%s %s", k < 2 ? arith[r] : iarith[r], msrc[k].sz);
+			bool cmp = r == 2 || r == 3;
+			struct diff_form *f = x87f(n, msrc[k].op, r << 3 | 3, 1, 0, cmp ? 0 : U_ROUND);
+			f->fp = (uint8_t)msrc[k].fp;
+		}
+	/* register arithmetic: D8 st0,st(i); DC st(i),st0; DE ...p st(i),st0 */
+	static const int sti[3] = { 0, 1, 5 };
+	for (int r = 0; r < 8; r++)
+		for (int k = 0; k < 3; k++) {
+			bool cmp = r == 2 || r == 3;
+			snprintf(n, sizeof(n), "%s st0,st%d", arith[r], sti[k]);
+			x87f(n, 0xD8, 0xC0 | r << 3 | sti[k], sti[k] + 1, 0, cmp ? 0 : U_ROUND);
+			if (cmp && k)
+				continue; /* DC D0+i / DE D0+i: reserved aliases */
+			snprintf(n, sizeof(n), "%s st%d,st0", arith[r], sti[k]);
+			x87f(n, 0xDC, 0xC0 | r << 3 | sti[k], sti[k] + 1, 0, U_ROUND);
+			if (cmp)
+				continue;
+			snprintf(n, sizeof(n), "%sp st%d,st0", arith[r], sti[k]);
+			x87f(n, 0xDE, 0xC0 | r << 3 | sti[k], sti[k] + 1, 0, U_ROUND);
+		}
+	x87f("fcompp", 0xDE, 0xD9, 2, 0, 0);
+	x87f("fucompp", 0xDA, 0xE9, 2, 0, 0);
+	/* loads and stores of every memory size */
+	static const struct { const char *n; int op, r, fp; bool store, pop; } mem[] = {
+		{ "fld m32fp", 0xD9, 0, 4, false, false }, { "fst m32fp", 0xD9, 2, 0, true, false },
+		{ "fstp m32fp", 0xD9, 3, 0, true, true }, { "fld m64fp", 0xDD, 0, 8, false, false },
+		{ "fst m64fp", 0xDD, 2, 0, true, false }, { "fstp m64fp", 0xDD, 3, 0, true, true },
+		{ "fld m80fp", 0xDB, 5, DIFF_MEM_M80, false, false }, { "fstp m80fp", 0xDB, 7, 0, true, true },
+		{ "fild m16int", 0xDF, 0, 0, false, false }, { "fist m16int", 0xDF, 2, 0, true, false },
+		{ "fistp m16int", 0xDF, 3, 0, true, true }, { "fisttp m16int", 0xDF, 1, 0, true, true },
+		{ "fild m32int", 0xDB, 0, 0, false, false }, { "fist m32int", 0xDB, 2, 0, true, false },
+		{ "fistp m32int", 0xDB, 3, 0, true, true }, { "fisttp m32int", 0xDB, 1, 0, true, true },
+		{ "fild m64int", 0xDF, 5, 0, false, false }, { "fistp m64int", 0xDF, 7, 0, true, true },
+		{ "fisttp m64int", 0xDD, 1, 0, true, true },
+		{ "fbld m80bcd", 0xDF, 4, DIFF_MEM_BCD, false, false }, { "fbstp m80bcd", 0xDF, 6, 0, true, true },
+	};
+	for (unsigned k = 0; k < sizeof(mem) / sizeof(mem[0]); k++) {
+		/* FLD: "C1 set to 1 if stack overflow occurred; otherwise, set
+		 * to 0. C0, C2, C3 undefined." stores: C1 = rounding direction */
+		struct diff_form *f = x87f(mem[k].n, mem[k].op, mem[k].r << 3 | 3, mem[k].store, !mem[k].store,
+					   mem[k].store ? U_ROUND : U_C023);
+		f->fp = (uint8_t)mem[k].fp;
+	}
+	/* st(i) moves */
+	for (int k = 0; k < 3; k++) {
+		int i = sti[k] + 2 * (k == 2); /* 0, 1, 7 */
+		/* FLD ST(7) always faults (it pushes onto ST(7)): ST(6) instead */
+		snprintf(n, sizeof(n), "fld st%d", i - (i == 7));
+		x87f(n, 0xD9, 0xC0 | (i - (i == 7)), i - (i == 7) + 1, 1, U_C023);
+		snprintf(n, sizeof(n), "fxch st%d", i);
+		x87f(n, 0xD9, 0xC8 | i, i + 1, 0, U_C023);
+		snprintf(n, sizeof(n), "fst st%d", i);
+		x87f(n, 0xDD, 0xD0 | i, 1, 0, U_C023);
+		snprintf(n, sizeof(n), "fstp st%d", i);
+		x87f(n, 0xDD, 0xD8 | i, 1, 0, U_C023);
+		snprintf(n, sizeof(n), "fucom st%d", i);
+		x87f(n, 0xDD, 0xE0 | i, i + 1, 0, 0);
+		snprintf(n, sizeof(n), "fucomp st%d", i);
+		x87f(n, 0xDD, 0xE8 | i, i + 1, 0, 0);
+		/* FCOMI/FUCOMI: "C1 Set to 0. C0, C2, C3 not affected" (EFLAGS
+		 * ZF, PF, CF set; OF, SF, AF cleared: all compared) */
+		snprintf(n, sizeof(n), "fucomi st0,st%d", i);
+		x87f(n, 0xDB, 0xE8 | i, i + 1, 0, 0);
+		snprintf(n, sizeof(n), "fcomi st0,st%d", i);
+		x87f(n, 0xDB, 0xF0 | i, i + 1, 0, 0);
+		snprintf(n, sizeof(n), "fucomip st0,st%d", i);
+		x87f(n, 0xDF, 0xE8 | i, i + 1, 0, 0);
+		snprintf(n, sizeof(n), "fcomip st0,st%d", i);
+		x87f(n, 0xDF, 0xF0 | i, i + 1, 0, 0);
+		/* FFREE: "C0, C1, C2, C3 undefined" */
+		snprintf(n, sizeof(n), "ffree st%d", i);
+		x87f(n, 0xDD, 0xC0 | i, 0, 0, FSW_CC);
+		for (int cc = 0; cc < 8; cc++) {
+			static const char *const ccn[8] = { "b", "e", "be", "u", "nb", "ne", "nbe", "nu" };
+			snprintf(n, sizeof(n), "fcmov%s st0,st%d", ccn[cc], i);
+			/* "C1 Set to 0 if stack underflow occurred. C0, C2, C3 Undefined." */
+			x87f(n, cc < 4 ? 0xDA : 0xDB, 0xC0 | (cc & 3) << 3 | i, i + 1, 0, U_C023);
+		}
+	}
+	/* D9 E0-FF: no operand or ST(0)/ST(1) */
+	static const struct { const char *n; int m, valid, free; uint16_t undef; int ulps;
+		void (*setup)(const struct diff_form *, uint8_t *); } d9[] = {
+		{ "fnop", 0xD0, 0, 0, FSW_CC, 0, NULL }, { "fchs", 0xE0, 1, 0, U_C023, 0, NULL },
+		{ "fabs", 0xE1, 1, 0, U_C023, 0, NULL }, { "ftst", 0xE4, 1, 0, 0, 0, NULL },
+		{ "fxam", 0xE5, 0, 0, 0, 0, NULL }, { "fld1", 0xE8, 0, 1, U_C023, 0, NULL },
+		{ "fldl2t", 0xE9, 0, 1, U_C023, 0, NULL }, { "fldl2e", 0xEA, 0, 1, U_C023, 0, NULL },
+		{ "fldpi", 0xEB, 0, 1, U_C023, 0, NULL }, { "fldlg2", 0xEC, 0, 1, U_C023, 0, NULL },
+		{ "fldln2", 0xED, 0, 1, U_C023, 0, NULL }, { "fldz", 0xEE, 0, 1, U_C023, 0, NULL },
+		{ "f2xm1", 0xF0, 1, 0, U_ROUND, 4, fx_f2xm1 }, { "fyl2x", 0xF1, 2, 0, U_ROUND, 4, fx_yl2x },
+		{ "fptan", 0xF2, 1, 1, U_ROUND & ~FSW_C2, 4, fx_trig }, { "fpatan", 0xF3, 2, 0, U_ROUND, 4, NULL },
+		{ "fxtract", 0xF4, 1, 1, U_C023, 0, NULL }, { "fprem1", 0xF5, 2, 0, 0, 0, NULL },
+		{ "fdecstp", 0xF6, 0, 0, U_C023, 0, NULL }, { "fincstp", 0xF7, 0, 0, U_C023, 0, NULL },
+		{ "fprem", 0xF8, 2, 0, 0, 0, NULL }, { "fyl2xp1", 0xF9, 2, 0, U_ROUND, 4, fx_yl2xp1 },
+		{ "fsqrt", 0xFA, 1, 0, U_ROUND, 0, NULL }, { "fsincos", 0xFB, 1, 1, U_ROUND & ~FSW_C2, 4, fx_trig },
+		{ "frndint", 0xFC, 1, 0, U_ROUND, 0, NULL }, { "fscale", 0xFD, 2, 0, U_ROUND, 0, NULL },
+		{ "fsin", 0xFE, 1, 0, U_ROUND & ~FSW_C2, 4, fx_trig }, { "fcos", 0xFF, 1, 0, U_ROUND & ~FSW_C2, 4, fx_trig },
+	};
+	for (unsigned k = 0; k < sizeof(d9) / sizeof(d9[0]); k++) {
+		struct diff_form *f = x87f(d9[k].n, 0xD9, d9[k].m, d9[k].valid, d9[k].free, d9[k].undef);
+		f->st_ulps = (uint8_t)d9[k].ulps;
+		f->fx_setup = d9[k].setup;
+		if (d9[k].m == 0xF5 || d9[k].m == 0xF8) {
+			f->undef_st = fprem_undef_st;
+			f->undef_fsw = fprem_undef_fsw;
+		}
+	}
+	/* control and state: "FNSTSW/FNSTCW/FLDCW/FNCLEX/FNSTENV: C0-C3 undefined" */
+	x87f("fnstsw ax", 0xDF, 0xE0, 0, 0, FSW_CC);
+	x87f("fnstsw m16", 0xDD, 7 << 3 | 3, 0, 0, FSW_CC);
+	x87f("fnstcw m16", 0xD9, 7 << 3 | 3, 0, 0, FSW_CC);
+	x87f("fnclex", 0xDB, 0xE2, 0, 0, FSW_CC);
+	x87f("fninit", 0xDB, 0xE3, 0, 0, 0);
+	/* FLDCW from a valid control word (the setup writes it into RAX first):
+	 * mov [rbx],ax; fldcw [rbx] */
+	struct diff_form *f = newf("fldcw m16");
+	emit(f, 0x66); emit(f, 0x89); emit(f, 0x03);
+	emit(f, 0xD9); emit(f, 5 << 3 | 3);
+	f->fsw_undef = FSW_CC;
+	f->setup = setup_fcw;
+	/* FNSTENV then FLDENV of a modified image; FNSAVE then FRSTOR.
+	 * FIP/FCS/FOP/FDP/FDS (bytes 12-27 of the 32-bit image) are
+	 * implementation-specific ("the FPU instruction pointer ... opcode"
+	 * are those of the last non-control instruction): not compared */
+	f = x87f("fnstenv m28", 0xD9, 6 << 3 | 3, 0, 0, FSW_CC);
+	f->mem_skip_off = 12;
+	f->mem_skip_len = 16;
+	f = x87f("fnsave m108", 0xDD, 6 << 3 | 3, 0, 0, 0);
+	f->mem_skip_off = 12;
+	f->mem_skip_len = 16;
+	f = newf("fnstenv; fldenv m28");
+	emit(f, 0xD9); emit(f, 6 << 3 | 3);
+	emit(f, 0x66); emit(f, 0x89); emit(f, 0x43); emit(f, 4); /* mov [rbx+4],ax: FSW */
+	emit(f, 0xD9); emit(f, 4 << 3 | 3);
+	f->setup = setup_fsw;
+	f->mem_skip_off = 12;
+	f->mem_skip_len = 16;
+	f = newf("fnsave; frstor m108");
+	emit(f, 0xDD); emit(f, 6 << 3 | 3);
+	emit(f, 0x66); emit(f, 0x89); emit(f, 0x43); emit(f, 8); /* mov [rbx+8],ax: tag word */
+	emit(f, 0xDD); emit(f, 4 << 3 | 3);
+	f->setup = setup_ftw;
+	f->mem_skip_off = 12;
+	f->mem_skip_len = 16;
+	f = x87f("frstor m108", 0xDD, 4 << 3 | 3, 0, 0, 0);
+	f->fp = DIFF_MEM_M80;
+}
+
+/* RDI inside the data page for MASKMOVQ */
+static void setup_maskmov(uint64_t *gpr)
+{
+	gpr[R_RDI] = DIFF_DATA + 0x300 + diff_rand() % 64;
+}
+
+/* MMX: the mm registers are the low 64 bits of the x87 registers in the
+ * compared FXSAVE image, loaded with random contents, TOP and tags (an
+ * MMX instruction sets TOP to 0 and every tag valid; EMMS empties them). */
+static void gen_mmx(void)
+{
+	static const uint8_t ops[] = {
+		0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x6B,
+		0x74, 0x75, 0x76, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD8, 0xD9, 0xDA, 0xDB, 0xDC, 0xDD,
+		0xDE, 0xDF, 0xE0, 0xE1, 0xE2, 0xE3, 0xE4, 0xE5, 0xE8, 0xE9, 0xEA, 0xEB, 0xEC, 0xED,
+		0xEE, 0xEF, 0xF1, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0xF8, 0xF9, 0xFA, 0xFB, 0xFC, 0xFD, 0xFE,
+	};
+	for (unsigned k = 0; k < sizeof(ops); k++) {
+		char o[8];
+		snprintf(o, sizeof(o), "0F%02X", ops[k]);
+		struct diff_form *f = newf("0f %02x mm5,[rbx]", ops[k]);
+		enc(f, 0, 4, o, 5, 0, true);
+		f = newf("0f %02x mm7,mm7", ops[k]);
+		enc(f, 0, 4, o, 7, 7, false);
+	}
+	/* shifts by an immediate: /2 PSRL, /4 PSRA, /6 PSLL on words, dwords, qwords */
+	static const uint8_t counts[] = { 0, 1, 7, 15, 16, 31, 32, 63, 64, 200 };
+	static const struct { const char *n; const char *opc; int r; } sh[] = {
+		{ "psrlw", "0F71", 2 }, { "psraw", "0F71", 4 }, { "psllw", "0F71", 6 },
+		{ "psrld", "0F72", 2 }, { "psrad", "0F72", 4 }, { "pslld", "0F72", 6 },
+		{ "psrlq", "0F73", 2 }, { "psllq", "0F73", 6 },
+	};
+	for (unsigned k = 0; k < sizeof(sh) / sizeof(sh[0]); k++)
+		for (unsigned c = 0; c < sizeof(counts); c += 3) {
+			struct diff_form *f = newf("%s mm6,%d", sh[k].n, counts[c + (k % 3 == 1)]);
+			enc(f, 0, 4, sh[k].opc, sh[k].r, 6, false);
+			emit(f, counts[c + (k % 3 == 1)]);
+		}
+	static const struct { const char *n; const char *opc; int pfx, size, reg, rm, imm, fp; bool mem; uint16_t off; } misc[] = {
+		{ "movd mm3,ecx", "0F6E", 0, 4, 3, 1, -1, 0, false, 0 },
+		{ "movd mm3,[rbx]", "0F6E", 0, 4, 3, 0, -1, 0, true, 0 },
+		{ "movq mm4,r9", "0F6E", 0, 8, 4, 9, -1, 0, false, 0 },
+		{ "movq mm4,[rbx]", "0F6E", 0, 8, 4, 0, -1, 0, true, 0 },
+		{ "movd edx,mm5", "0F7E", 0, 4, 5, 2, -1, 0, false, 0 },
+		{ "movd [rbx],mm5", "0F7E", 0, 4, 5, 0, -1, 0, true, 0 },
+		{ "movq r10,mm6", "0F7E", 0, 8, 6, 10, -1, 0, false, 0 },
+		{ "movq [rbx],mm6", "0F7E", 0, 8, 6, 0, -1, 0, true, 0 },
+		{ "movq mm1,mm7", "0F6F", 0, 4, 1, 7, -1, 0, false, 0 },
+		{ "movq mm1,[rbx+3]", "0F6F", 0, 4, 1, 0, -1, 0, true, 0x103 },
+		{ "movq mm2,mm0 (7f)", "0F7F", 0, 4, 0, 2, -1, 0, false, 0 },
+		{ "movq [rbx+5],mm0", "0F7F", 0, 4, 0, 0, -1, 0, true, 0x105 },
+		{ "movntq [rbx],mm3", "0FE7", 0, 4, 3, 0, -1, 0, true, 0 },
+		{ "pshufw mm1,mm2", "0F70", 0, 4, 1, 2, 1, 0, false, 0 },
+		{ "pshufw mm1,[rbx]", "0F70", 0, 4, 1, 0, 1, 0, true, 0 },
+		{ "pinsrw mm4,esi", "0FC4", 0, 4, 4, 6, 1, 0, false, 0 },
+		{ "pinsrw mm4,[rbx]", "0FC4", 0, 4, 4, 0, 1, 0, true, 0x1FF },
+		{ "pextrw ecx,mm6", "0FC5", 0, 4, 1, 6, 1, 0, false, 0 },
+		{ "pextrw r11,mm6", "0FC5", 0, 8, 11, 6, 1, 0, false, 0 },
+		{ "pmovmskb edi,mm2", "0FD7", 0, 4, 7, 2, -1, 0, false, 0 },
+		{ "pmovmskb r8,mm2", "0FD7", 0, 8, 8, 2, -1, 0, false, 0 },
+		{ "maskmovq mm3,mm4", "0FF7", 0, 4, 3, 4, -1, 0, false, 0 },
+		{ "movq2dq xmm9,mm3", "0FD6", 0xF3, 4, 9, 3, -1, 0, false, 0 },
+		{ "movdq2q mm3,xmm12", "0FD6", 0xF2, 4, 3, 12, -1, 0, false, 0 },
+		{ "cvtpi2ps xmm2,mm6", "0F2A", 0, 4, 2, 6, -1, 4, false, 0 },
+		{ "cvtpi2ps xmm2,[rbx]", "0F2A", 0, 4, 2, 0, -1, 4, true, 0 },
+		{ "cvtpi2pd xmm2,mm6", "0F2A", 0x66, 4, 2, 6, -1, 8, false, 0 },
+		{ "cvtpi2pd xmm2,[rbx]", "0F2A", 0x66, 4, 2, 0, -1, 8, true, 0 },
+		{ "cvtps2pi mm5,xmm11", "0F2D", 0, 4, 5, 11, -1, 4, false, 0 },
+		{ "cvtps2pi mm5,[rbx]", "0F2D", 0, 4, 5, 0, -1, 4, true, 0 },
+		{ "cvttps2pi mm5,xmm11", "0F2C", 0, 4, 5, 11, -1, 4, false, 0 },
+		{ "cvttps2pi mm5,[rbx]", "0F2C", 0, 4, 5, 0, -1, 4, true, 0 },
+		{ "cvtpd2pi mm5,xmm11", "0F2D", 0x66, 4, 5, 11, -1, 8, false, 0 },
+		{ "cvtpd2pi mm5,[rbx]", "0F2D", 0x66, 4, 5, 0, -1, 8, true, 0 },
+		{ "cvttpd2pi mm5,xmm11", "0F2C", 0x66, 4, 5, 11, -1, 8, false, 0 },
+		{ "cvttpd2pi mm5,[rbx]", "0F2C", 0x66, 4, 5, 0, -1, 8, true, 0 },
+		{ "cvtpd2pi mm5,[rbx+8] (#GP)", "0F2D", 0x66, 4, 5, 0, -1, 8, true, 0x108 },
+	};
+	for (unsigned k = 0; k < sizeof(misc) / sizeof(misc[0]); k++)
+		for (int rep = 0; rep < (misc[k].imm >= 0 ? 3 : 1); rep++) {
+			struct diff_form *f = misc[k].imm >= 0 ? newf("%s,%d", misc[k].n, rep) : newf("%s", misc[k].n);
+			enc(f, misc[k].pfx, misc[k].size, misc[k].opc, misc[k].reg, misc[k].rm, misc[k].mem);
+			if (misc[k].imm >= 0)
+				emit(f, rep == 0 ? 0x1B : rep == 1 ? 0xE4 : (int)(diff_rand() & 0xFF));
+			f->fp = (uint8_t)misc[k].fp;
+			if (misc[k].off)
+				f->mem_offset = misc[k].off;
+			if (misc[k].opc[3] == '7' && misc[k].opc[2] == 'F')
+				f->setup = setup_maskmov;
+		}
+	struct diff_form *f = newf("emms");
+	emit(f, 0x0F); emit(f, 0x77);
+	/* MMX then x87: EMMS empties the tags for a following FLD */
+	f = newf("paddb mm1,mm2; emms; fld1");
+	emit(f, 0x0F); emit(f, 0xFC); emit(f, 0xCA);
+	emit(f, 0x0F); emit(f, 0x77);
+	emit(f, 0xD9); emit(f, 0xE8);
+	f->fsw_undef = U_C023;
+	f = newf("fld1; movq rax,mm7");
+	emit(f, 0xD9); emit(f, 0xE8);
+	emit(f, 0x48); emit(f, 0x0F); emit(f, 0x7E); emit(f, 0xF8);
+	f->st_free = 1;
+}
+
 /* Marks the forms made since index `from` as needing a host extension. */
 static void mark_needs(unsigned from, unsigned kind)
 {
@@ -988,6 +1391,8 @@ const struct diff_form *diff_forms(unsigned *n)
 		gen_sse_int();
 		gen_sse_fp();
 		gen_flag_pairs();
+		gen_x87();
+		gen_mmx();
 		unsigned from = nforms;
 		gen_ssse3();
 		mark_needs(from, DIFF_NEEDS_SSSE3);

@@ -552,6 +552,7 @@ void port_out(struct emu_cpu *c, uint16_t port, unsigned size, uint64_t v);
 void fpu_init(struct emu_cpu *c);
 void fxsave(struct emu_cpu *c, uint8_t *buf);
 void fxrstor(struct emu_cpu *c, const uint8_t *buf);
+uint16_t fpu_full_tags(const struct emu_cpu *c);
 void check_sse(struct emu_cpu *c);
 
 /* Test hooks (emu.c) */

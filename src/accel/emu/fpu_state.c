@@ -47,6 +47,18 @@ static unsigned tag_of(long double v)
 	return (mant >> 63) ? 0 : 2;
 }
 
+/* The full tag word FNSTENV/FNSAVE store: empty as tagged, the others
+ * from the register contents (valid, zero, special). */
+uint16_t fpu_full_tags(const struct emu_cpu *c)
+{
+	uint16_t t = 0;
+	for (int p = 0; p < 8; p++) {
+		unsigned v = ((c->ftw >> (2 * p)) & 3) == 3 ? 3 : tag_of(c->fpr[p]);
+		t |= (uint16_t)(v << (2 * p));
+	}
+	return t;
+}
+
 void fxsave(struct emu_cpu *c, uint8_t *buf)
 {
 	uint16_t fsw = (uint16_t)((c->fsw & ~0x3800) | ((c->ftop & 7) << 11));

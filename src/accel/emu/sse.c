@@ -345,7 +345,10 @@ static void op_vshift_imm(struct emu_cpu *c, const struct insn *i)
 static void op_emms(struct emu_cpu *c, const struct insn *i)
 {
 	check_mmx(c);
+	/* "Each time an MMX instruction is executed, the TOS value is set to
+	 * 000B" (SDM vol. 3A, 12.2): EMMS too (checked against the host) */
 	c->ftw = 0xFFFF;
+	c->ftop = 0;
 }
 
 static void op_pmovmskb(struct emu_cpu *c, const struct insn *i)
