@@ -118,4 +118,5 @@ bench: all guest
 clean:
 	rm -rf $(BUILD)
 
--include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d) $(BUILD)/obj/cli/main.d
+-include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d) $(BUILD)/obj/cli/main.d \
+	$(wildcard $(BUILD)/unit/*.d $(BUILD)/tools/*.d $(BUILD)/*.d)
