@@ -194,6 +194,7 @@ int payload_decompress(enum payload_format f, const uint8_t *in, size_t len, siz
 		*why = "out of host memory";
 		return -ENOMEM;
 	}
+	advise_huge(buf, max_out);
 	size_t n = 0;
 	int r;
 	switch (f) {

@@ -1,6 +1,7 @@
 /* The cache of host-decompressed kernel payloads: see kcache.h. */
 #include "machine/kcache.h"
 #include "lib/log.h"
+#include "lib/util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -102,6 +103,8 @@ int kcache_lookup(const uint8_t *payload, size_t len, size_t max_len, uint8_t **
 		goto bad;
 	}
 	raw = malloc(size);
+	if (raw)
+		advise_huge(raw, size);
 	if (!raw) {
 		close(fd);
 		munmap(file, n);
