@@ -18,8 +18,20 @@ int guest_ram_init(struct guest_ram *ram, uint64_t size)
 		log_err("memory size too large: at most 1 TiB");
 		return -EINVAL;
 	}
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+	/* 2 MiB-aligned, so guest 2 MiB pages sit on host huge pages (KVM can
+	 * then map them with large EPT entries; the software CPU takes fewer
+	 * host TLB misses): reserve 2 MiB more and trim both ends. */
+	const size_t align = 2 * MiB;
+	void *p = mmap(NULL, size + align, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p != MAP_FAILED) {
+		uintptr_t base = (uintptr_t)p, start = (base + align - 1) & ~(uintptr_t)(align - 1);
+		if (start > base)
+			munmap(p, start - base);
+		if (start + size < base + size + align)
+			munmap((void *)(start + size), base + size + align - (start + size));
+		p = (void *)start;
+	}
 	if (p == MAP_FAILED) {
 		int e = errno;
 		char buf[32];

@@ -98,6 +98,7 @@ static void test_guest_ram(void **state)
 {
 	struct guest_ram ram;
 	assert_int_equal(guest_ram_init(&ram, 64 * MiB), 0);
+	assert_int_equal((uintptr_t)ram.host % (2 * MiB), 0); /* host huge pages line up */
 	assert_non_null(gpa_to_hva(&ram, 0, 64 * MiB));
 	assert_null(gpa_to_hva(&ram, 0, 64 * MiB + 1));
 	assert_null(gpa_to_hva(&ram, 64 * MiB, 1));
