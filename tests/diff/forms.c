@@ -1000,6 +1000,12 @@ void diff_rand_ld(uint8_t out[10])
 		return;
 	}
 	case 9: mant = diff_rand() | 1ULL << 63; se |= (uint16_t)(1 + diff_rand() % 0x7FFE); break;
+	case 10: /* unsupported encodings: unnormals, pseudo-NaN/infinity, pseudo-denormals */
+		mant = diff_rand() & ~(1ULL << 63);
+		se |= (uint16_t)(diff_rand() & 1 ? 0x7FFF : diff_rand() & 1 ? 1 + diff_rand() % 0x7FFE : 0);
+		if (!(se & 0x7FFF))
+			mant |= 1ULL << 63;
+		break;
 	default: mant = diff_rand() | 1ULL << 63; se |= (uint16_t)(0x3FFF + diff_rand() % 161 - 80); break;
 	}
 	memcpy(out, &mant, 8);

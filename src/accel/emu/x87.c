@@ -220,6 +220,27 @@ static void store_m80(struct emu_cpu *c, const struct insn *i, uint64_t ea, long
 	mem_write_bytes(c, i->seg, ea, b, 10);
 }
 
+/* Exponent field and integer bit of an 80-bit register. */
+static unsigned ld_exp(long double v)
+{
+	uint16_t se;
+	memcpy(&se, (const uint8_t *)&v + 8, 2);
+	return se & 0x7FFF;
+}
+static bool ld_jbit(long double v)
+{
+	return ((const uint8_t *)&v)[7] >> 7;
+}
+
+/* A pseudo-denormal (exponent 0, integer bit 1) as the hardware rewrites
+ * it when it returns the operand: exponent 1, same value. */
+static long double canon(long double v)
+{
+	if (ld_exp(v) == 0 && ld_jbit(v))
+		((uint8_t *)&v)[8] |= 1;
+	return v;
+}
+
 static void fxam(struct emu_cpu *c)
 {
 	unsigned tag = (c->ftw >> (2 * c->ftop)) & 3;
@@ -227,13 +248,15 @@ static void fxam(struct emu_cpu *c)
 	unsigned s = signbit(v) ? FSW_C1 : 0;
 	if (tag == 3)
 		set_cc(c, FSW_C3 | FSW_C0 | s);
+	else if (ld_exp(v) != 0 && !ld_jbit(v)) /* unnormal, pseudo-NaN/infinity */
+		set_cc(c, s);
 	else if (isnan(v))
 		set_cc(c, FSW_C0 | s);
 	else if (isinf(v))
 		set_cc(c, FSW_C2 | FSW_C0 | s);
 	else if (v == 0)
 		set_cc(c, FSW_C3 | s);
-	else if (fpclassify(v) == FP_SUBNORMAL)
+	else if (ld_exp(v) == 0) /* denormal or pseudo-denormal */
 		set_cc(c, FSW_C3 | FSW_C2 | s);
 	else
 		set_cc(c, FSW_C2 | s);
@@ -248,7 +271,8 @@ static void fxam(struct emu_cpu *c)
 #define FPREM_N 32
 static void fprem(struct emu_cpu *c, bool ieee)
 {
-	long double a = *st(c, 0), b = *st(c, 1);
+	long double a = canon(*st(c, 0)), b = *st(c, 1);
+	*st(c, 0) = a;
 	if (isnan(a) || isnan(b) || isinf(a) || b == 0) {
 		/* invalid: no quotient; C1, C2 cleared, C0, C3 kept (as the host does) */
 		*st(c, 0) = isnan(a) || isnan(b) ? a + b : -NAN;
@@ -420,8 +444,11 @@ static void d9_reg(struct emu_cpu *c, const struct insn *i)
 	}
 	default: break;
 	}
-	if (m == 0xF0 || m == 0xF1 || m == 0xF2 || m == 0xF3 || m == 0xF9 || m == 0xFB || m == 0xFE || m == 0xFF)
+	if (m == 0xF0 || m == 0xF1 || m == 0xF2 || m == 0xF3 || m == 0xF9 || m == 0xFB || m == 0xFE || m == 0xFF) {
 		host_nearest();
+		if (m != 0xF1 && m != 0xF3 && m != 0xF9) /* one operand, rewritten in place */
+			*s0 = canon(*s0);
+	}
 	switch (m) {
 	case 0xD0: return;
 	case 0xE0: *s0 = -*s0; c->fsw &= ~FSW_C1; return;
