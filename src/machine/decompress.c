@@ -58,7 +58,10 @@ bool payload_can_decompress(enum payload_format f)
 	       f == PAYLOAD_NONE;
 }
 
-static int gunzip(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *n, const char **why)
+/* Inflates one gzip member from in[0..len) into out[0..max): *used is the
+ * input it took, *n the output it made. */
+static int gunzip_member(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *used,
+			 size_t *n, const char **why)
 {
 	z_stream z;
 	memset(&z, 0, sizeof(z));
@@ -84,13 +87,20 @@ static int gunzip(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_
 			break;
 		r = inflate(&z, Z_NO_FLUSH);
 	}
+	*used = (size_t)((const uint8_t *)z.next_in - in);
 	*n = (size_t)((uint8_t *)z.next_out - out);
 	inflateEnd(&z);
 	if (r != Z_STREAM_END) {
-		*why = r == Z_OK ? "output larger than announced or input truncated" : "corrupt gzip data";
+		*why = r == Z_OK ? "output larger than the room for it, or input truncated" : "corrupt gzip data";
 		return -EINVAL;
 	}
 	return 0;
+}
+
+static int gunzip(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *n, const char **why)
+{
+	size_t used;
+	return gunzip_member(in, len, out, max, &used, n, why);
 }
 
 static int unxz_flags(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *n,
@@ -234,36 +244,12 @@ static int gunzip_members(const uint8_t *in, size_t len, uint8_t *out, size_t ma
 			}
 			break;
 		}
-		z_stream z;
-		memset(&z, 0, sizeof(z));
-		if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
-			*why = "zlib init failed";
-			return -ENOMEM;
-		}
-		z.next_in = (Bytef *)in + at;
-		z.next_out = out + done;
-		size_t in_left = len - at, out_left = max - done;
-		int r = Z_OK;
-		while (r == Z_OK) {
-			if (z.avail_in == 0 && in_left) {
-				z.avail_in = (uInt)MIN(in_left, (size_t)1 << 30);
-				in_left -= z.avail_in;
-			}
-			if (z.avail_out == 0 && out_left) {
-				z.avail_out = (uInt)MIN(out_left, (size_t)1 << 30);
-				out_left -= z.avail_out;
-			}
-			if (z.avail_in == 0 || z.avail_out == 0)
-				break;
-			r = inflate(&z, Z_NO_FLUSH);
-		}
-		at = (size_t)(z.next_in - in);
-		done = (size_t)(z.next_out - out);
-		inflateEnd(&z);
-		if (r != Z_STREAM_END) {
-			*why = r == Z_OK ? "output larger than the room for it, or input truncated" : "corrupt gzip data";
-			return -EINVAL;
-		}
+		size_t used, made;
+		int r = gunzip_member(in + at, len - at, out + done, max - done, &used, &made, why);
+		if (r < 0)
+			return r;
+		at += used;
+		done += made;
 	}
 	*n = done;
 	return 0;
