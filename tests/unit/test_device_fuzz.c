@@ -32,20 +32,11 @@
 #include "machine/layout.h"
 #include "machine/machine.h"
 #include "machine/pc.h"
+#include "fuzz_rng.h"
 #include "virtio_harness.h"
 
 #define RAM_SIZE (32 * MiB)
 #define NSLOTS 6 /* host bridge, the virtio functions, empty slots */
-
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1DULL;
-}
 
 static uint64_t rnd_value(void)
 {
@@ -368,10 +359,7 @@ static void test_hostile_guest(void **state)
 	(void)state;
 	const char *e = getenv("XVM_DEVICE_FUZZ_ITERS");
 	unsigned iters = e ? (unsigned)strtoul(e, NULL, 0) : 20000;
-	e = getenv("XVM_DEVICE_FUZZ_SEED");
-	rng_state = e ? strtoull(e, NULL, 0) : 0xD1B54A32D192ED03ULL;
-	if (!rng_state)
-		rng_state = 1;
+	rnd_seed("XVM_DEVICE_FUZZ_SEED", 0xD1B54A32D192ED03ULL);
 	xvm_log_level = getenv("XVM_DEVICE_FUZZ_LOG") ? LOG_DEBUG : LOG_ERROR; /* guest errors are logged: expected */
 
 	struct board b;

@@ -9,13 +9,6 @@
 
 #include "emu_harness.h"
 
-/* Snippets assembled by the host assembler into .rodata (never run on
- * the host). Each ends with `out %al, $0xf4` after setting al. */
-#define SNIPPET(name, code)                                                    \
-	__asm__(".pushsection .rodata\n.globl " #name "_start\n.globl " #name "_end\n" \
-		#name "_start:\n" code "\n" #name "_end:\n.code64\n.popsection\n");    \
-	extern const uint8_t name##_start[], name##_end[];
-
 SNIPPET(arith64,
 	".code64\n"
 	"xor %ecx, %ecx\n xor %eax, %eax\n"
@@ -30,22 +23,10 @@ SNIPPET(arith64,
 	"stc\n setc %r15b\n"
 	"mov $0x5050, %eax\n mov $0, %al\n out %al, $0xf4\n")
 
-static struct machine *run_long(const uint8_t *start, const uint8_t *end, struct x86_cpu_state *out)
-{
-	struct machine *m = harness_new(64 * MiB, 1);
-	memcpy(m->ram.host + 0x100000, start, (size_t)(end - start));
-	struct x86_cpu_state s;
-	harness_long_mode(m, &s, 0x100000);
-	assert_int_equal(emu_accel_ops.set_state(&m->vcpus[0], &s), 0);
-	harness_run(m);
-	emu_accel_ops.get_state(&m->vcpus[0], out);
-	return m;
-}
-
 static void test_arith64(void **state)
 {
 	struct x86_cpu_state s;
-	struct machine *m = run_long(arith64_start, arith64_end, &s);
+	struct machine *m = harness_run_long(arith64_start, arith64_end, &s);
 	assert_int_equal(m->run_state, VM_STOP_EXIT);
 	assert_int_equal(s.gpr[R_RBX], 15150);
 	assert_int_equal((int64_t)s.gpr[R_R8], -3);
@@ -77,7 +58,7 @@ SNIPPET(pagefault,
 static void test_page_fault(void **state)
 {
 	struct x86_cpu_state s;
-	struct machine *m = run_long(pagefault_start, pagefault_end, &s);
+	struct machine *m = harness_run_long(pagefault_start, pagefault_end, &s);
 	assert_int_equal(m->run_state, VM_STOP_EXIT);
 	assert_int_equal(s.gpr[R_RDI], 0x40000123);
 	assert_int_equal(s.gpr[R_RSI], 2 /* write, not present, supervisor */);
@@ -97,7 +78,7 @@ SNIPPET(smc,
 static void test_self_modifying(void **state)
 {
 	struct x86_cpu_state s;
-	struct machine *m = run_long(smc_start, smc_end, &s);
+	struct machine *m = harness_run_long(smc_start, smc_end, &s);
 	assert_int_equal(s.gpr[R_RBX], 42);
 	harness_free(m);
 }
@@ -118,7 +99,7 @@ SNIPPET(strings,
 static void test_strings_atomics(void **state)
 {
 	struct x86_cpu_state s;
-	struct machine *m = run_long(strings_start, strings_end, &s);
+	struct machine *m = harness_run_long(strings_start, strings_end, &s);
 	assert_int_equal(s.gpr[R_R8], 0);
 	assert_int_equal(s.gpr[R_R9], 5);
 	assert_int_equal(s.gpr[R_R10], 8);
@@ -220,7 +201,7 @@ SNIPPET(incdec_cf,
 static void test_incdec_cf(void **state)
 {
 	struct x86_cpu_state s;
-	struct machine *m = run_long(incdec_cf_start, incdec_cf_end, &s);
+	struct machine *m = harness_run_long(incdec_cf_start, incdec_cf_end, &s);
 	assert_int_equal(m->run_state, VM_STOP_EXIT);
 	assert_int_equal(s.gpr[R_R8] & 0xFF, 1);
 	assert_int_equal(s.gpr[R_R9] & 0xFF, 1);
@@ -246,7 +227,7 @@ SNIPPET(rotate,
 static void test_rotate_dead_flags(void **state)
 {
 	struct x86_cpu_state s;
-	struct machine *m = run_long(rotate_start, rotate_end, &s);
+	struct machine *m = harness_run_long(rotate_start, rotate_end, &s);
 	assert_int_equal(m->run_state, VM_STOP_EXIT);
 	assert_int_equal(s.gpr[R_R8], 0xC000000000000000ULL);
 	assert_int_equal(s.gpr[R_R9], 0x34567812);
@@ -259,7 +240,7 @@ static void test_rotate_dead_flags(void **state)
 static void test_fused_cmp_jcc(void **state)
 {
 	struct x86_cpu_state s;
-	struct machine *m = run_long(fused_start, fused_end, &s);
+	struct machine *m = harness_run_long(fused_start, fused_end, &s);
 	assert_int_equal(m->run_state, VM_STOP_EXIT);
 	assert_int_equal(s.gpr[R_R15], 0);
 	assert_true(s.gpr[R_R14] > 1000);

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "emu_harness.h"
+#include "fuzz_rng.h"
 #include "lib/log.h"
 
 #define CODE_GPA 0x100000ULL
@@ -25,17 +26,6 @@
 #define STUB_GPA 0x7000ULL
 #define STUB_EXIT 0xEE /* the exception stub's exit code */
 #define RAM_SIZE (4 * MiB)
-
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-	/* xorshift64* */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1DULL;
-}
 
 /* A watchdog stops a run that does not end by itself (a guest loop, or
  * HLT with interrupts off): the VM must honour a stop at any time. */
@@ -110,6 +100,22 @@ static void install_stub(uint8_t *h)
 	memcpy(h + STUB_GPA, stub, sizeof(stub));
 }
 
+/* An IDT of 256 interrupt gates (8 bytes in protected mode, 16 in long
+ * mode) to the stub, code segment 0x08, DPL 0. */
+static void install_idt(uint8_t *h, struct x86_cpu_state *s, unsigned gate_size)
+{
+	for (int v = 0; v < 256; v++) {
+		uint8_t *g = h + IDT_GPA + v * gate_size;
+		memset(g, 0, gate_size);
+		g[0] = STUB_GPA & 0xFF;
+		g[1] = (STUB_GPA >> 8) & 0xFF;
+		g[2] = 0x08;
+		g[5] = 0x8E;
+	}
+	s->idt.base = IDT_GPA;
+	s->idt.limit = (uint16_t)(256 * gate_size - 1);
+}
+
 static void setup(struct machine *m, struct x86_cpu_state *s, enum mode mode)
 {
 	uint8_t *h = m->ram.host;
@@ -117,16 +123,7 @@ static void setup(struct machine *m, struct x86_cpu_state *s, enum mode mode)
 	switch (mode) {
 	case MODE_LONG: {
 		harness_long_mode(m, s, CODE_GPA);
-		for (int v = 0; v < 256; v++) {
-			uint8_t *g = h + IDT_GPA + v * 16;
-			memset(g, 0, 16);
-			g[0] = STUB_GPA & 0xFF;
-			g[1] = (STUB_GPA >> 8) & 0xFF;
-			g[2] = 0x08;
-			g[5] = 0x8E;
-		}
-		s->idt.base = IDT_GPA;
-		s->idt.limit = 256 * 16 - 1;
+		install_idt(h, s, 16);
 		break;
 	}
 	case MODE_USER64: {
@@ -163,26 +160,9 @@ static void setup(struct machine *m, struct x86_cpu_state *s, enum mode mode)
 	case MODE_PROT32: {
 		uint64_t gdt[3] = { 0, 0x00CF9B000000FFFFULL, 0x00CF93000000FFFFULL };
 		memcpy(h + 0x500, gdt, sizeof(gdt));
-		memset(s, 0, sizeof(*s));
-		x86_flat_segment(&s->seg[SEG_CS], 0x8, true, false);
-		for (int k = 0; k < SEG_COUNT; k++)
-			if (k != SEG_CS)
-				x86_flat_segment(&s->seg[k], 0x10, false, false);
-		s->seg[SEG_LDT].unusable = 1;
-		s->seg[SEG_TR].s = 0;
-		s->seg[SEG_TR].type = 0xB;
-		s->gdt.base = 0x500;
+		harness_flat_state(s, false);
 		s->gdt.limit = sizeof(gdt) - 1;
-		for (int v = 0; v < 256; v++) {
-			uint8_t *g = h + IDT_GPA + v * 8;
-			memset(g, 0, 8);
-			g[0] = STUB_GPA & 0xFF;
-			g[1] = (STUB_GPA >> 8) & 0xFF;
-			g[2] = 0x08;
-			g[5] = 0x8E;
-		}
-		s->idt.base = IDT_GPA;
-		s->idt.limit = 256 * 8 - 1;
+		install_idt(h, s, 8);
 		s->cr0 = X86_CR0_PE | X86_CR0_ET | X86_CR0_NE;
 		s->cr4 = X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT;
 		s->rflags = 2;
@@ -277,10 +257,7 @@ static void test_random_code(void **state)
 	(void)state;
 	const char *e = getenv("XVM_EMU_FUZZ_ITERS");
 	unsigned iters = e ? (unsigned)strtoul(e, NULL, 0) : 2000;
-	e = getenv("XVM_EMU_FUZZ_SEED");
-	rng_state = e ? strtoull(e, NULL, 0) : 0x9E3779B97F4A7C15ULL;
-	if (!rng_state)
-		rng_state = 1;
+	rnd_seed("XVM_EMU_FUZZ_SEED", 0x9E3779B97F4A7C15ULL);
 	xvm_log_level = LOG_ERROR; /* unimplemented-instruction logs are expected */
 
 	struct watchdog w = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };

@@ -11,13 +11,6 @@
 
 #include "emu_harness.h"
 
-/* Snippets assembled by the host assembler into .rodata (never run on
- * the host). Each ends with `out %al, $0xf4`. */
-#define SNIPPET(name, code)                                                    \
-	__asm__(".pushsection .rodata\n.globl " #name "_start\n.globl " #name "_end\n" \
-		#name "_start:\n" code "\n" #name "_end:\n.code64\n.popsection\n");    \
-	extern const uint8_t name##_start[], name##_end[];
-
 SNIPPET(sse4_cpuid,
 	".code64\n"
 	"mov $1, %eax\n cpuid\n mov %ecx, %r8d\n"
@@ -84,13 +77,7 @@ SNIPPET(sse4_misc,
 
 static struct machine *run_long(const uint8_t *start, const uint8_t *end, struct x86_cpu_state *out)
 {
-	struct machine *m = harness_new(64 * MiB, 1);
-	memcpy(m->ram.host + 0x100000, start, (size_t)(end - start));
-	struct x86_cpu_state s;
-	harness_long_mode(m, &s, 0x100000);
-	assert_int_equal(emu_accel_ops.set_state(&m->vcpus[0], &s), 0);
-	harness_run(m);
-	emu_accel_ops.get_state(&m->vcpus[0], out);
+	struct machine *m = harness_run_long(start, end, out);
 	assert_int_equal(m->run_state, VM_STOP_EXIT);
 	return m;
 }
