@@ -406,12 +406,13 @@ static inline bool lazy_cf(struct emu_cpu *c)
 	}
 }
 
-/* ALU r/m, r with a memory r/m (01, 09, 21, 29, 31, 39), 32/64-bit */
-static void alu_mr(struct emu_cpu *c, const struct insn *i)
+/* ALU op on a memory destination with a register or immediate source:
+ * the flags are recorded after the write (a faulting write leaves them). */
+static inline void alu_mem(struct emu_cpu *c, const struct insn *i, unsigned kind, uint64_t src)
 {
-	unsigned kind = (i->op >> 3) & 7, size = i->osize;
+	unsigned size = i->osize;
 	uint64_t lin = seg_lin(c, i->seg, insn_ea(c, i));
-	uint64_t m = size_mask(size), a = mem_read_lin(c, lin, size), b = c->r[i->reg] & m, r;
+	uint64_t m = size_mask(size), a = mem_read_lin(c, lin, size), b = src & m, r;
 	switch (kind) {
 	case ALU_ADD: r = a + b; break;
 	case ALU_OR: r = a | b; break;
@@ -427,30 +428,19 @@ static void alu_mr(struct emu_cpu *c, const struct insn *i)
 	c->cc_b = b;
 	c->cc_res = r;
 	c->cc_size = (uint8_t)size;
+}
+
+/* ALU r/m, r with a memory r/m (01, 09, 21, 29, 31, 39), 32/64-bit */
+static void alu_mr(struct emu_cpu *c, const struct insn *i)
+{
+	alu_mem(c, i, (i->op >> 3) & 7, c->r[i->reg]);
 	NEXT_INSN(c, i);
 }
 
 /* ALU r/m, imm (81, 83) with a memory r/m, 32/64-bit */
 static void alu_mi(struct emu_cpu *c, const struct insn *i)
 {
-	unsigned kind = i->reg & 7, size = i->osize;
-	uint64_t lin = seg_lin(c, i->seg, insn_ea(c, i));
-	uint64_t m = size_mask(size), a = mem_read_lin(c, lin, size), b = i->imm & m, r;
-	switch (kind) {
-	case ALU_ADD: r = a + b; break;
-	case ALU_OR: r = a | b; break;
-	case ALU_AND: r = a & b; break;
-	case ALU_XOR: r = a ^ b; break;
-	default: r = a - b; break;
-	}
-	r &= m;
-	if (kind != ALU_CMP)
-		mem_write_lin(c, lin, size, r);
-	c->cc_op = kind == ALU_ADD ? CC_ADD : (kind == ALU_SUB || kind == ALU_CMP) ? CC_SUB : CC_LOGIC;
-	c->cc_a = a;
-	c->cc_b = b;
-	c->cc_res = r;
-	c->cc_size = (uint8_t)size;
+	alu_mem(c, i, i->reg & 7, i->imm);
 	NEXT_INSN(c, i);
 }
 
