@@ -417,63 +417,6 @@ uncached:
 	return scratch_blk;
 }
 
-/* Guest RIP samples (XVM_EMU_STATS=1), one every 1024 blocks: where the
- * guest spends its time, printed as the most frequent RIPs at exit. */
-#define STATS_SAMPLES (1u << 20)
-static __thread uint64_t *stats_rip;
-static __thread unsigned stats_n;
-
-static void stats_sample(struct emu_cpu *c)
-{
-	if (!stats_rip)
-		stats_rip = calloc(STATS_SAMPLES, sizeof(*stats_rip));
-	if (stats_rip && stats_n < STATS_SAMPLES)
-		stats_rip[stats_n++] = c->rip;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-#define STATS_TOP 40
-static void stats_dump(unsigned index)
-{
-	if (!stats_rip)
-		return;
-	const char *dump = getenv("XVM_EMU_STATS_DUMP");
-	if (dump) {
-		FILE *f = fopen(dump, "w");
-		if (f) {
-			fwrite(stats_rip, sizeof(*stats_rip), stats_n, f);
-			fclose(f);
-		}
-	}
-	qsort(stats_rip, stats_n, sizeof(stats_rip[0]), cmp_u64);
-	uint64_t top_rip[STATS_TOP] = { 0 };
-	unsigned top_n[STATS_TOP] = { 0 };
-	for (unsigned k = 0; k < stats_n;) {
-		unsigned j = k;
-		while (j < stats_n && stats_rip[j] == stats_rip[k])
-			j++;
-		unsigned n = j - k;
-		for (int t = 0; t < STATS_TOP; t++) {
-			if (n > top_n[t]) {
-				memmove(&top_n[t + 1], &top_n[t], (STATS_TOP - 1 - t) * sizeof(top_n[0]));
-				memmove(&top_rip[t + 1], &top_rip[t], (STATS_TOP - 1 - t) * sizeof(top_rip[0]));
-				top_n[t] = n;
-				top_rip[t] = stats_rip[k];
-				break;
-			}
-		}
-		k = j;
-	}
-	fprintf(stderr, "vcpu%u: %u RIP samples, most frequent:\n", index, stats_n);
-	for (int t = 0; t < STATS_TOP && top_n[t]; t++)
-		fprintf(stderr, "  %016llx %u\n", (unsigned long long)top_rip[t], top_n[t]);
-}
-
 /* Trace ring (XVM_EMU_TRACE=1): the last instructions, printed on stop. */
 #define TRACE_RING 64
 static __thread struct { uint64_t rip; uint8_t bytes[8]; } trace_ring[TRACE_RING];
@@ -628,8 +571,6 @@ static void execute(struct emu_cpu *c)
 		c->st.blocks++;
 		if (__builtin_expect(--budget == 0, 0)) {
 			budget = 1024;
-			if (emu_stats_enabled)
-				stats_sample(c);
 			if (machine_should_stop(c->m))
 				return;
 			check_code_epoch(c);
@@ -671,6 +612,8 @@ static int emu_vcpu_run(struct vcpu *v)
 {
 	struct emu_vcpu *ev = v->accel;
 	struct emu_cpu *c = ev->cpu;
+	if (emu_stats_enabled)
+		emu_profile_start(c);
 	while (!machine_should_stop(v->m)) {
 		if (setjmp(c->fault_jmp)) {
 			handle_fault(c);
@@ -699,7 +642,7 @@ static int emu_vcpu_run(struct vcpu *v)
 			(unsigned long long)st->fill[1], (unsigned long long)st->fill[2],
 			(unsigned long long)st->flush_all, (unsigned long long)st->flush_page,
 			(unsigned long long)st->epoch_flush);
-		stats_dump(v->index);
+		emu_profile_stop(v->index);
 	}
 	if (emu_trace_enabled) {
 		struct x86_cpu_state s;

@@ -22,4 +22,8 @@ struct emu_vcpu {
 uint64_t fetch_slow(struct emu_cpu *c, uint64_t lin, unsigned size);
 uint64_t fetch_gpa(struct emu_cpu *c, uint64_t lin);
 
+/* Guest time profile of the calling vCPU thread (profile.c, XVM_EMU_STATS). */
+void emu_profile_start(struct emu_cpu *c);
+void emu_profile_stop(unsigned index);
+
 #endif
