@@ -12,5 +12,7 @@ if [ "$(uname -m)" != x86_64 ]; then
 fi
 make -s BUILD="$BUILD" "$BUILD/emu-diff" || exit 1
 n=${EMU_DIFF_ITERATIONS:-200}
-# both with the fast paths the decoder picks and with the generic handlers
-timeout 300 "$BUILD/emu-diff" -n "$n" && timeout 300 "$BUILD/emu-diff" -g -n "$n"
+# with the fast paths the decoder picks, with the generic handlers, and
+# through the JIT (each form compiled at its first run)
+timeout 300 "$BUILD/emu-diff" -n "$n" && timeout 300 "$BUILD/emu-diff" -g -n "$n" &&
+	timeout 300 "$BUILD/emu-diff" -j -n "$n"

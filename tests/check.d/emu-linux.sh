@@ -19,9 +19,15 @@ want=$(seq 1 100000 | sha256sum | cut -d' ' -f1)
 cmd='seq 1 100000 > /tmp/f; echo sum=$(sha256sum < /tmp/f); echo gz=$(gzip -c /tmp/f | gunzip -c | sha256sum); echo cpus=$(grep -c ^processor /proc/cpuinfo); i=0; while [ $i -lt 500 ]; do i=$((i+1)); done; echo loop=$i'
 
 fails=0
-for cpus in 1 2; do
-	out="$tmp/out$cpus" err="$tmp/err$cpus"
+for run in 1 2 1-jit; do
+	cpus=${run%-jit}
+	jit=0 what="$cpus vCPU(s)"
+	if [ "$run" != "$cpus" ]; then
+		jit=1 what="$cpus vCPU(s), JIT"
+	fi
+	out="$tmp/out$run" err="$tmp/err$run"
 	start=$(date +%s)
+	XVM_EMU_JIT=$jit XVM_EMU_JIT_THRESHOLD=${XVM_EMU_JIT_THRESHOLD:-1} \
 	timeout 300 "$XVM" run --accel emu --cpus "$cpus" --memory 256M --console stdio \
 		--kernel "$kit/vmlinuz" --initrd "$kit/initramfs.cpio.gz" \
 		--append "console=ttyS0 quiet tsc=reliable xvm.cmd=\"$cmd\"" </dev/null >"$out" 2>"$err"
@@ -36,12 +42,12 @@ for cpus in 1 2; do
 	grep -q "^loop=500\$" "$out.txt" || bad="$bad shell loop;"
 	grep -q "xvm-guest: exit status 0" "$out.txt" || bad="$bad command status;"
 	if [ -n "$bad" ]; then
-		echo "FAIL: $cpus vCPU(s):$bad"
+		echo "FAIL: $what:$bad"
 		tail -n 25 "$out.txt"
 		tail -n 10 "$err"
 		fails=$((fails + 1))
 	else
-		echo "ok: $cpus vCPU(s) booted, ran the commands and powered off in ${took}s"
+		echo "ok: $what booted, ran the commands and powered off in ${took}s"
 	fi
 done
 [ $fails -eq 0 ]

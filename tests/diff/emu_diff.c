@@ -288,23 +288,29 @@ int main(int argc, char **argv)
 	unsigned iters = 2000;
 	uint64_t seed = (uint64_t)time(NULL);
 	const char *filter = NULL;
-	bool verbose = false;
+	bool verbose = false, jit = false;
 	int opt;
-	while ((opt = getopt(argc, argv, "n:s:f:vg")) != -1) {
+	while ((opt = getopt(argc, argv, "n:s:f:vgj")) != -1) {
 		switch (opt) {
 		case 'n': iters = (unsigned)strtoul(optarg, NULL, 0); break;
 		case 's': seed = strtoull(optarg, NULL, 0); break;
 		case 'f': filter = optarg; break;
 		case 'v': verbose = true; break;
 		case 'g': emu_no_fast_paths = true; break;
+		case 'j': jit = true; break;
 		default:
-			fprintf(stderr, "usage: emu-diff [-n iterations] [-s seed] [-f filter] [-v] [-g]\n");
+			fprintf(stderr, "usage: emu-diff [-n iterations] [-s seed] [-f filter] [-v] [-g | -j]\n");
 			return 2;
 		}
 	}
 	rng_state = seed | 1;
+	/* -j: every form compiled at its first run and run as compiled code */
+	if (jit) {
+		setenv("XVM_EMU_JIT", "1", 1);
+		setenv("XVM_EMU_JIT_THRESHOLD", "1", 1);
+	}
 	printf("emu-diff: seed %llu, %u iterations per form%s\n", (unsigned long long)seed, iters,
-	       emu_no_fast_paths ? ", generic handlers" : "");
+	       emu_no_fast_paths ? ", generic handlers" : jit ? ", JIT" : "");
 
 	uint8_t *code = mmap((void *)CODE_ADDR, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
 			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
@@ -387,6 +393,13 @@ int main(int argc, char **argv)
 
 			/* emulated */
 			memcpy(gcode, form->bytes, form->len);
+			if (jit) {
+				/* the block ends with UD2 right after the form; the
+				 * decoded block of the last form is stale */
+				gcode[form->len] = 0x0F;
+				gcode[form->len + 1] = 0x0B;
+				emu_ram_written(m, CODE_ADDR, 4096);
+			}
 			memcpy(gdata, pattern, DATA_SIZE);
 			memcpy(c->r, in.gpr, sizeof(c->r));
 			c->r[R_RSP] = 0;
@@ -398,8 +411,15 @@ int main(int argc, char **argv)
 			tlb_flush_all(c, false);
 			/* a form may be a short sequence (flag producer + consumer) */
 			int evec = -1;
-			for (int steps = 0; steps < 8 && evec < 0 && c->rip != CODE_ADDR + form->len; steps++)
-				evec = emu_test_step(&m->vcpus[0]);
+			for (int steps = 0; steps < 8 && evec < 0 && c->rip != CODE_ADDR + form->len; steps++) {
+				if (!jit) {
+					evec = emu_test_step(&m->vcpus[0]);
+					continue;
+				}
+				evec = emu_test_run_block(&m->vcpus[0]);
+				if (evec == EXC_UD && c->rip == CODE_ADDR + form->len)
+					evec = -1; /* the UD2 after the form */
+			}
 			memcpy(emu.gpr, c->r, sizeof(emu.gpr));
 			emu.rflags = get_rflags(c);
 			for (int x = 0; x < 16; x++)

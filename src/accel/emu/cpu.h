@@ -171,6 +171,7 @@ struct emu_cpu {
 	const struct insn *blk_first; /* first instruction of the running block */
 	unsigned chain_left;   /* blocks emu_chain may still enter before the loop runs */
 	uint64_t ip_mask;
+	struct jit *jit;       /* the JIT's code memory (jit.c), NULL if off */
 
 	/* slow-path counters, printed with XVM_EMU_STATS */
 	struct emu_stats {
@@ -267,6 +268,8 @@ struct block {
 	uint32_t start;        /* index of the first instruction in the arena */
 	uint32_t n;
 	uint32_t page;         /* RAM page index (for the generation check) */
+	uint32_t hits;         /* entries counted by the JIT (jit.c) */
+	void *jit;             /* its compiled code (a jit_fn), or NULL */
 };
 
 /* Virtual-RIP cache in front of the block table: a hit skips the fetch
@@ -558,6 +561,7 @@ void check_sse(struct emu_cpu *c);
 /* Test hooks (emu.c) */
 struct emu_cpu *emu_test_cpu(struct vcpu *v);
 int emu_test_step(struct vcpu *v);
+int emu_test_run_block(struct vcpu *v);
 
 /* Trace ring (XVM_EMU_TRACE) */
 extern bool emu_trace_enabled;

@@ -4,6 +4,7 @@
 #include "accel/accel.h"
 #include "accel/emu/cpu.h"
 #include "accel/emu/emu_priv.h"
+#include "accel/emu/jit.h"
 #include "hw/lapic.h"
 #include "hw/platform.h"
 #include "lib/log.h"
@@ -97,6 +98,8 @@ static int emu_vcpu_init(struct vcpu *v)
 	c->m = v->m;
 	c->v = v;
 	c->tlb_gen = 1;
+	if (!emu_no_fast_paths)
+		c->jit = jit_new(); /* XVM_EMU_JIT=1 */
 	v->accel = ev;
 	cpu_reset(c, v->index == 0);
 	c->lapic = lapic_new(v);
@@ -121,6 +124,7 @@ static void emu_vcpu_destroy(struct vcpu *v)
 	free(ev->cpu->blocks);
 	free(ev->cpu->vblocks);
 	free(ev->cpu->arena);
+	jit_free(ev->cpu->jit);
 	free(ev->cpu);
 	pthread_mutex_destroy(&ev->lock);
 	pthread_cond_destroy(&ev->wake);
@@ -368,6 +372,8 @@ static const struct block *lookup_block(struct emu_cpu *c, struct block *scratch
 		goto uncached;
 	}
 	b->key = 0;
+	b->jit = NULL;
+	b->hits = 0;
 	b->start = c->arena_used;
 	b->n = 1;
 	uint64_t save_rip = c->rip, rip = c->rip + first->len;
@@ -494,6 +500,10 @@ void emu_chain(struct emu_cpu *c, const struct insn *i)
 	c->st.blocks++;
 	const struct insn *first = &c->arena[b->start];
 	c->blk_first = first;
+	if (b->jit && !(c->rflags & FL_TF)) {
+		((jit_fn)b->jit)(c);
+		return;
+	}
 	c->stop = first + b->n;
 	c->next_rip = c->rip + first->len;
 	first->run(c, first);
@@ -547,6 +557,20 @@ static inline unsigned run_block(struct emu_cpu *c, const struct insn *i, const 
 	return (unsigned)(i - start);
 }
 
+/* Runs b's compiled code (64-bit code, no trace, TF clear); returns how
+ * many instructions ran (the code counts its loops itself). */
+static unsigned run_jit(struct emu_cpu *c, const struct block *b)
+{
+	const struct insn *i = &c->arena[b->start];
+	c->ip_mask = ~0ULL;
+	c->block_end = false;
+	c->int_shadow = false;
+	c->blk_first = i;
+	c->last = i;
+	((jit_fn)b->jit)(c);
+	return (unsigned)(c->last - c->blk_first + 1);
+}
+
 static void execute(struct emu_cpu *c)
 {
 	struct insn scratch;
@@ -563,10 +587,19 @@ static void execute(struct emu_cpu *c)
 		const struct block *b = find_block(c, &scratch_blk, &scratch);
 		const struct insn *i = b->start == UINT32_MAX ? &scratch : &c->arena[b->start];
 		unsigned n;
+		if (c->jit && b != &scratch_blk && !emu_trace_enabled && !(c->rflags & FL_TF)) {
+			if (!b->jit)
+				jit_block_entered(c, (struct block *)b);
+			if (b->jit) {
+				n = run_jit(c, b);
+				goto ran;
+			}
+		}
 		if (__builtin_expect(emu_trace_enabled, 0))
 			n = run_block(c, i, i + b->n, true);
 		else
 			n = run_block(c, i, i + b->n, false);
+ran:
 		c->icount += n;
 		c->st.blocks++;
 		if (__builtin_expect(--budget == 0, 0)) {
@@ -675,6 +708,30 @@ int emu_test_step(struct vcpu *v)
 	c->block_end = false;
 	insn.run(c, &insn);
 	c->rip = c->next_rip;
+	return -1;
+}
+
+/* For the JIT's tests: runs the block at RIP once, through its compiled
+ * code when the JIT compiled it (no event delivery). Returns -1, or the
+ * vector it raised. */
+int emu_test_run_block(struct vcpu *v)
+{
+	struct emu_cpu *c = emu_test_cpu(v);
+	static __thread struct insn scratch;
+	static __thread struct block scratch_blk;
+	if (setjmp(c->fault_jmp))
+		return c->exc_vector;
+	const struct block *b = find_block(c, &scratch_blk, &scratch);
+	if (c->jit && b != &scratch_blk && !(c->rflags & FL_TF)) {
+		if (!b->jit)
+			jit_block_entered(c, (struct block *)b);
+		if (b->jit) {
+			c->icount += run_jit(c, b);
+			return -1;
+		}
+	}
+	const struct insn *i = b->start == UINT32_MAX ? &scratch : &c->arena[b->start];
+	c->icount += run_block(c, i, i + b->n, false);
 	return -1;
 }
 

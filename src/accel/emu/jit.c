@@ -1,0 +1,1180 @@
+/* The JIT: hot decoded blocks (64-bit code) translated to host x86-64.
+ *
+ * Code memory is one memfd mapped twice per vCPU: the emitter writes a
+ * read-write view, the CPU runs a read-execute view; no mapping is ever
+ * writable and executable at once. When it fills up, every compiled
+ * block is dropped and it starts over.
+ *
+ * A compiled block is `void fn(struct emu_cpu *c)`. Host registers:
+ *   rbx  the emu_cpu                r12  guest arithmetic flags (see below)
+ *   r13  linear RIP of the block's first instruction (code is position-
+ *        independent: a physical page may be mapped at several addresses)
+ *   r14  c + the TLB offset of the current privilege (user or supervisor)
+ *   r15  loop budget (iterations back to the block's top before leaving)
+ *   rax, rcx, rdx, rsi, rdi: scratch (rsi holds a linear address, rcx a
+ *   value to store; the slow paths preserve both).
+ * Guest registers live in c->r[].
+ *
+ * Flags: at any point the guest's six arithmetic flags are in one or more
+ * of: memory (the interpreter's lazy state), host EFLAGS (right after a
+ * native producer), r12 (captured with pushfq; only the six bits). A
+ * backward liveness pass says when a producer's flags are read before
+ * being overwritten; readers are consumers (Jcc, CMOVcc, SETcc, ADC/SBB),
+ * partial writers (INC/DEC, rotates, shifts that may shift by 0: they keep
+ * the other flags), fallbacks, memory accesses (a fault must see precise
+ * flags) and block exits. Flags nobody reads are never captured. */
+#if defined(__x86_64__)
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "accel/emu/jit.h"
+#include "accel/emu/cpu.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define JIT_CODE_SIZE (32u << 20)
+#define JIT_BLOCK_MAX (48u << 10) /* worst case of one block's code */
+#define JIT_LOOP_BUDGET 256       /* passes through a self-loop per entry */
+
+struct jc;
+struct jit {
+	uint8_t *rw, *rx;
+	size_t used;
+	unsigned threshold;
+	uint64_t compiled, resets, failed;
+	struct jc *jc;   /* the compiler's scratch state */
+};
+
+/* ------------------------------------------------------------------ */
+/* Code memory */
+
+struct jit *jit_new(void)
+{
+	const char *on = getenv("XVM_EMU_JIT");
+	if (!on || strcmp(on, "1") != 0)
+		return NULL;
+	int fd = memfd_create("xvm-jit", MFD_CLOEXEC);
+	if (fd < 0) {
+		log_warn("emu: JIT off: memfd_create: %s", strerror(errno));
+		return NULL;
+	}
+	struct jit *j = xcalloc(1, sizeof(*j));
+	if (ftruncate(fd, JIT_CODE_SIZE) < 0)
+		goto fail;
+	j->rw = mmap(NULL, JIT_CODE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	j->rx = mmap(NULL, JIT_CODE_SIZE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+	if (j->rw == MAP_FAILED || j->rx == MAP_FAILED)
+		goto fail;
+	close(fd);
+	j->threshold = 32;
+	const char *t = getenv("XVM_EMU_JIT_THRESHOLD");
+	if (t) {
+		unsigned long v = strtoul(t, NULL, 0);
+		j->threshold = v < 1 ? 1 : v > 1000000 ? 1000000 : (unsigned)v;
+	}
+	return j;
+fail:
+	log_warn("emu: JIT off: cannot map its code memory: %s", strerror(errno));
+	if (j->rw && j->rw != MAP_FAILED)
+		munmap(j->rw, JIT_CODE_SIZE);
+	if (j->rx && j->rx != MAP_FAILED)
+		munmap(j->rx, JIT_CODE_SIZE);
+	close(fd);
+	free(j);
+	return NULL;
+}
+
+void jit_free(struct jit *j)
+{
+	if (!j)
+		return;
+	if (getenv("XVM_EMU_STATS"))
+		fprintf(stderr, "JIT: %llu blocks compiled, %llu not compilable, %llu code resets\n",
+			(unsigned long long)j->compiled, (unsigned long long)j->failed,
+			(unsigned long long)j->resets);
+	munmap(j->rw, JIT_CODE_SIZE);
+	munmap(j->rx, JIT_CODE_SIZE);
+	free(j->jc);
+	free(j);
+}
+
+void jit_reset(struct emu_cpu *c)
+{
+	if (!c->jit)
+		return;
+	for (unsigned k = 0; k < BLOCK_TABLE_SIZE; k++) {
+		c->blocks[k].jit = NULL;
+		c->blocks[k].hits = 0;
+	}
+	c->jit->used = 0;
+	c->jit->resets++;
+}
+
+/* ------------------------------------------------------------------ */
+/* Assembler: a hot section (the block's straight-line code) and a cold
+ * one (slow paths, exits), joined at the end; jumps go to labels. */
+
+_Static_assert(sizeof(struct tlb_entry) == 32, "tlb_probe scales the index by 32");
+
+enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15 };
+
+#define SEC_BYTES (24u << 10)
+#define MAX_LABELS 512
+#define MAX_RELOCS 1024
+
+struct mop {
+	int base, index; /* host registers; index -1: none */
+	int scale;
+	int32_t disp;
+};
+
+struct jc {
+	uint8_t sec[2][SEC_BYTES];
+	uint32_t n[2];
+	int cur;
+	bool overflow;
+	struct { int8_t sec; uint32_t pos; } label[MAX_LABELS];
+	int nlabel;
+	struct { int8_t sec; uint32_t pos; int label; } reloc[MAX_RELOCS];
+	int nreloc;
+	/* the block */
+	struct emu_cpu *c;
+	const struct insn *first;
+	unsigned n_insns;
+	uint32_t off[BLOCK_MAX + 1];  /* each instruction's offset from the block's RIP */
+	bool live_out[BLOCK_MAX];     /* flags read after this instruction */
+	unsigned page_off;            /* the block's RIP within its page */
+	int fl;                       /* where the guest flags are (FL_IN_*) */
+	int epilogue, top;
+};
+
+enum { FL_IN_MEM = 1, FL_IN_HOST = 2, FL_IN_REG = 4 };
+
+static void b1(struct jc *j, unsigned v)
+{
+	if (j->n[j->cur] >= SEC_BYTES) {
+		j->overflow = true;
+		return;
+	}
+	j->sec[j->cur][j->n[j->cur]++] = (uint8_t)v;
+}
+static void d4(struct jc *j, uint32_t v)
+{
+	for (int k = 0; k < 4; k++)
+		b1(j, (v >> (8 * k)) & 0xFF);
+}
+static void q8(struct jc *j, uint64_t v)
+{
+	d4(j, (uint32_t)v);
+	d4(j, (uint32_t)(v >> 32));
+}
+
+static int new_label(struct jc *j)
+{
+	if (j->nlabel >= MAX_LABELS) {
+		j->overflow = true;
+		return 0;
+	}
+	j->label[j->nlabel].sec = -1;
+	return j->nlabel++;
+}
+static void bind(struct jc *j, int l)
+{
+	j->label[l].sec = (int8_t)j->cur;
+	j->label[l].pos = j->n[j->cur];
+}
+static void rel32_to(struct jc *j, int l)
+{
+	if (j->nreloc >= MAX_RELOCS) {
+		j->overflow = true;
+		return;
+	}
+	j->reloc[j->nreloc].sec = (int8_t)j->cur;
+	j->reloc[j->nreloc].pos = j->n[j->cur];
+	j->reloc[j->nreloc].label = l;
+	j->nreloc++;
+	d4(j, 0);
+}
+static void jmp_to(struct jc *j, int l)
+{
+	b1(j, 0xE9);
+	rel32_to(j, l);
+}
+static void jcc_to(struct jc *j, unsigned cc, int l)
+{
+	b1(j, 0x0F);
+	b1(j, 0x80 | cc);
+	rel32_to(j, l);
+}
+
+static struct mop M(int base, int32_t disp)
+{
+	return (struct mop){ base, -1, 0, disp };
+}
+#define CPU(field) M(RBX, (int32_t)offsetof(struct emu_cpu, field))
+static struct mop GREG(unsigned r)
+{
+	return M(RBX, (int32_t)(offsetof(struct emu_cpu, r) + 8 * r));
+}
+
+static void rex(struct jc *j, bool w, unsigned reg, unsigned index, unsigned base, bool force)
+{
+	unsigned r = 0x40 | (w << 3) | ((reg >> 3) & 1) << 2 | ((index >> 3) & 1) << 1 | ((base >> 3) & 1);
+	if (r != 0x40 || force)
+		b1(j, r);
+}
+
+static void modrm_mem(struct jc *j, unsigned reg, struct mop m)
+{
+	unsigned base = m.base & 7;
+	int mod = (m.disp == 0 && base != 5) ? 0 : (m.disp >= -128 && m.disp <= 127) ? 1 : 2;
+	if (m.index >= 0 || base == 4) {
+		b1(j, mod << 6 | (reg & 7) << 3 | 4);
+		b1(j, (unsigned)m.scale << 6 | (m.index >= 0 ? (unsigned)m.index & 7 : 4) << 3 | base);
+	} else {
+		b1(j, mod << 6 | (reg & 7) << 3 | base);
+	}
+	if (mod == 1)
+		b1(j, (uint8_t)m.disp);
+	else if (mod == 2)
+		d4(j, (uint32_t)m.disp);
+}
+
+/* op reg, [mem] with up to three opcode bytes (0 = unused); pfx 0x66 or 0. */
+static void op_m(struct jc *j, unsigned pfx, bool w, uint32_t opc, unsigned reg, struct mop m)
+{
+	if (pfx)
+		b1(j, pfx);
+	rex(j, w, reg, m.index >= 0 ? (unsigned)m.index : 0, (unsigned)m.base, false);
+	if (opc > 0xFFFF)
+		b1(j, opc >> 16);
+	if (opc > 0xFF)
+		b1(j, (opc >> 8) & 0xFF);
+	b1(j, opc & 0xFF);
+	modrm_mem(j, reg, m);
+}
+/* op reg, rm (both registers). */
+static void op_r(struct jc *j, bool w, uint32_t opc, unsigned reg, unsigned rm)
+{
+	rex(j, w, reg, 0, rm, false);
+	if (opc > 0xFFFF)
+		b1(j, opc >> 16);
+	if (opc > 0xFF)
+		b1(j, (opc >> 8) & 0xFF);
+	b1(j, opc & 0xFF);
+	b1(j, 0xC0 | (reg & 7) << 3 | (rm & 7));
+}
+
+static void mov_load(struct jc *j, unsigned reg, struct mop m) { op_m(j, 0, true, 0x8B, reg, m); }
+static void mov_load32(struct jc *j, unsigned reg, struct mop m) { op_m(j, 0, false, 0x8B, reg, m); }
+static void mov_store(struct jc *j, struct mop m, unsigned reg) { op_m(j, 0, true, 0x89, reg, m); }
+static void lea(struct jc *j, unsigned reg, struct mop m) { op_m(j, 0, true, 0x8D, reg, m); }
+
+/* reg = v, without touching the flags. */
+static void mov_imm(struct jc *j, unsigned reg, uint64_t v)
+{
+	if (v <= 0xFFFFFFFFu) {
+		rex(j, false, 0, 0, reg, false);
+		b1(j, 0xB8 | (reg & 7));
+		d4(j, (uint32_t)v);
+	} else if ((int64_t)v == (int32_t)v) {
+		rex(j, true, 0, 0, reg, false);
+		b1(j, 0xC7);
+		b1(j, 0xC0 | (reg & 7));
+		d4(j, (uint32_t)v);
+	} else {
+		rex(j, true, 0, 0, reg, false);
+		b1(j, 0xB8 | (reg & 7));
+		q8(j, v);
+	}
+}
+
+static void call_fn(struct jc *j, const void *fn)
+{
+	mov_imm(j, RAX, (uint64_t)(uintptr_t)fn);
+	b1(j, 0xFF);
+	b1(j, 0xD0); /* call rax */
+}
+
+/* ------------------------------------------------------------------ */
+/* Guest flags */
+
+/* r12 = host EFLAGS' six arithmetic bits (clobbers the host flags). */
+static void capture_flags(struct jc *j)
+{
+	b1(j, 0x9C);                 /* pushfq */
+	b1(j, 0x41); b1(j, 0x5C);    /* pop r12 */
+	b1(j, 0x41); b1(j, 0x81); b1(j, 0xE4); d4(j, FL_ARITH); /* and r12d, FL_ARITH */
+}
+
+/* The flags into memory (the interpreter's state), from wherever they are. */
+static void flags_to_mem(struct jc *j)
+{
+	if (!j->fl || (j->fl & FL_IN_MEM))
+		return;
+	if (!(j->fl & FL_IN_REG)) {
+		capture_flags(j);
+		j->fl = FL_IN_REG;
+	}
+	op_m(j, 0, true, 0x89, R12, CPU(cc_res));
+	op_m(j, 0, false, 0xC6, 0, CPU(cc_op)); /* mov byte [cc_op], CC_EAGER */
+	b1(j, CC_EAGER);
+	j->fl |= FL_IN_MEM;
+}
+
+/* Before code that changes the host flags: keep the guest's if only the
+ * host holds them. */
+static void clobber_flags(struct jc *j)
+{
+	if (j->fl == FL_IN_HOST) {
+		capture_flags(j);
+		j->fl = FL_IN_REG;
+	}
+	j->fl &= ~FL_IN_HOST;
+}
+
+/* First half of getting the flags into host EFLAGS: out of memory into
+ * r12 (a call: do it before loading operands into scratch registers). */
+static void flags_prepare(struct jc *j)
+{
+	if (j->fl & (FL_IN_HOST | FL_IN_REG))
+		return;
+	if (!j->fl)
+		return;
+	b1(j, 0x48); b1(j, 0x89); b1(j, 0xDF); /* mov rdi, rbx */
+	call_fn(j, (const void *)flags_compute);
+	b1(j, 0x41); b1(j, 0x89); b1(j, 0xC4); /* mov r12d, eax */
+	b1(j, 0x41); b1(j, 0x81); b1(j, 0xE4); d4(j, FL_ARITH);
+	j->fl = FL_IN_MEM | FL_IN_REG;
+}
+
+/* Second half: r12 into host EFLAGS (popfq only changes the six
+ * arithmetic bits here: user mode, r12 holds nothing else; DF, TF, AC
+ * are clear in the host as the ABI wants). */
+static void flags_to_host(struct jc *j)
+{
+	flags_prepare(j);
+	if (j->fl & FL_IN_HOST)
+		return;
+	if (j->fl & FL_IN_REG) {
+		b1(j, 0x41); b1(j, 0x54); /* push r12 */
+		b1(j, 0x9D);              /* popfq */
+		j->fl |= FL_IN_HOST;
+	}
+}
+
+/* After a native flag producer (all six or some). */
+static void flags_produced(struct jc *j, unsigned k)
+{
+	j->fl = j->live_out[k] ? FL_IN_HOST : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Exits */
+
+static void set_last(struct jc *j, const struct insn *i)
+{
+	mov_imm(j, RAX, (uint64_t)(uintptr_t)i);
+	mov_store(j, CPU(last), RAX);
+}
+
+/* Leaves with c->rip = the block's RIP + off, after instruction i. */
+static void exit_rel(struct jc *j, const struct insn *i, uint32_t off)
+{
+	flags_to_mem(j);
+	lea(j, RAX, M(R13, (int32_t)off));
+	mov_store(j, CPU(rip), RAX);
+	set_last(j, i);
+	jmp_to(j, j->epilogue);
+}
+
+/* Leaves with c->rip = c->next_rip (a fallback jumped or ended the block). */
+static void exit_next_rip(struct jc *j, const struct insn *i)
+{
+	mov_load(j, RAX, CPU(next_rip));
+	mov_store(j, CPU(rip), RAX);
+	set_last(j, i);
+	jmp_to(j, j->epilogue);
+}
+
+/* The interpreter's handler for instruction k (flags in memory first). */
+static void fallback(struct jc *j, unsigned k)
+{
+	const struct insn *i = &j->first[k];
+	uint32_t off = j->off[k], noff = off + i->len;
+	flags_to_mem(j);
+	lea(j, RAX, M(R13, (int32_t)off));
+	mov_store(j, CPU(rip), RAX);
+	lea(j, RAX, M(R13, (int32_t)noff));
+	mov_store(j, CPU(next_rip), RAX);
+	op_m(j, 0, true, 0xC7, 0, CPU(stop)); /* stop = NULL: a chaining handler returns */
+	d4(j, 0);
+	op_m(j, 0, false, 0xC7, 0, CPU(chain_left)); /* no block chaining from here */
+	d4(j, 1);
+	b1(j, 0x48); b1(j, 0x89); b1(j, 0xDF); /* mov rdi, rbx */
+	mov_imm(j, RSI, (uint64_t)(uintptr_t)i);
+	call_fn(j, (const void *)i->fn);
+	int out = new_label(j);
+	lea(j, RAX, M(R13, (int32_t)noff));
+	op_m(j, 0, true, 0x39, RAX, CPU(next_rip)); /* cmp [next_rip], rax */
+	jcc_to(j, 0x5, out);
+	op_m(j, 0, false, 0x80, 7, CPU(block_end)); /* cmp byte [block_end], 0 */
+	b1(j, 0);
+	jcc_to(j, 0x5, out);
+	j->fl = FL_IN_MEM;
+	int save = j->cur;
+	j->cur = 1;
+	bind(j, out);
+	exit_next_rip(j, i);
+	j->cur = save;
+}
+
+/* ------------------------------------------------------------------ */
+/* Memory operands (64-bit mode: FS/GS add their base, the rest is flat) */
+
+/* rsi = the linear address (lin = false: the offset, for LEA). Flag-free. */
+static void emit_ea(struct jc *j, unsigned k, bool lin)
+{
+	const struct insn *i = &j->first[k];
+	if (i->rip_rel) {
+		int64_t d = (int64_t)(j->off[k] + i->len) + i->disp;
+		lea(j, RSI, M(R13, (int32_t)d));
+	} else if (i->base != 0xFF) {
+		mov_load(j, RSI, GREG(i->base));
+	} else {
+		mov_imm(j, RSI, 0);
+	}
+	if (i->index != 0xFF) {
+		mov_load(j, RAX, GREG(i->index));
+		lea(j, RSI, (struct mop){ RSI, RAX, i->scale, i->rip_rel ? 0 : (int32_t)i->disp });
+	} else if (!i->rip_rel && i->disp) {
+		lea(j, RSI, M(RSI, (int32_t)i->disp));
+	}
+	if (lin && (i->seg == SEG_FS || i->seg == SEG_GS)) {
+		mov_load(j, RAX, M(RBX, (int32_t)(offsetof(struct emu_cpu, seg) + i->seg * sizeof(struct x86_segment) +
+						   offsetof(struct x86_segment, base))));
+		lea(j, RSI, (struct mop){ RSI, RAX, 0, 0 });
+	}
+}
+
+/* The soft-TLB probe for an access of size bytes at rsi: rdx = host
+ * address - rsi on a hit, else jumps to slow. Clobbers flags, rax, rdx. */
+static void tlb_probe(struct jc *j, bool write, unsigned size, int slow)
+{
+	size_t tlb = write ? offsetof(struct emu_cpu, tlb_w) : offsetof(struct emu_cpu, tlb_r);
+	b1(j, 0x48); b1(j, 0x89); b1(j, 0xF0);             /* mov rax, rsi */
+	b1(j, 0x48); b1(j, 0xC1); b1(j, 0xE8); b1(j, 12);  /* shr rax, 12 */
+	b1(j, 0x25); d4(j, TLB_SIZE - 1);                   /* and eax, TLB_SIZE-1 */
+	b1(j, 0x48); b1(j, 0xC1); b1(j, 0xE0); b1(j, 5);   /* shl rax, 5 (sizeof entry) */
+	lea(j, RDX, M(RSI, (int32_t)size - 1));             /* the last byte's page */
+	b1(j, 0x48); b1(j, 0x81); b1(j, 0xE2); d4(j, 0xFFFFF000u); /* and rdx, ~0xFFF */
+	op_m(j, 0, true, 0x0B, RDX, CPU(tlb_gen));          /* or rdx, [tlb_gen] */
+	op_m(j, 0, true, 0x3B, RDX, ((struct mop){ R14, RAX, 0, (int32_t)tlb })); /* cmp rdx, tag */
+	jcc_to(j, 0x5, slow);
+	op_m(j, 0, true, 0x8B, RDX, ((struct mop){ R14, RAX, 0, (int32_t)(tlb + offsetof(struct tlb_entry, addend)) }));
+}
+
+/* The out-of-line slow path of a memory access of instruction k: state
+ * made precise (RIP, next RIP, flags), then the interpreter's routine. */
+static void slow_access(struct jc *j, unsigned k, bool write, unsigned size, int slow, int back)
+{
+	int save = j->cur, fl = j->fl;
+	j->cur = 1;
+	bind(j, slow);
+	flags_to_mem(j);
+	lea(j, RAX, M(R13, (int32_t)j->off[k]));
+	mov_store(j, CPU(rip), RAX);
+	lea(j, RAX, M(R13, (int32_t)(j->off[k] + j->first[k].len)));
+	mov_store(j, CPU(next_rip), RAX);
+	b1(j, 0x56); /* push rsi */
+	b1(j, 0x51); /* push rcx (two pushes: the stack stays aligned) */
+	b1(j, 0x48); b1(j, 0x89); b1(j, 0xDF); /* mov rdi, rbx */
+	b1(j, 0xBA); d4(j, size);               /* mov edx, size */
+	if (write) {
+		call_fn(j, (const void *)mem_write_slow); /* (c, lin, size, rcx) */
+	} else {
+		b1(j, 0xB9); d4(j, ACC_READ);   /* mov ecx, ACC_READ */
+		call_fn(j, (const void *)mem_read_slow);
+	}
+	b1(j, 0x59); /* pop rcx */
+	b1(j, 0x5E); /* pop rsi */
+	jmp_to(j, back);
+	j->cur = save;
+	j->fl = fl;
+}
+
+/* rax = the size-byte value at linear rsi (zero-extended). */
+static void load(struct jc *j, unsigned k, unsigned size)
+{
+	int slow = new_label(j), back = new_label(j);
+	clobber_flags(j);
+	tlb_probe(j, false, size, slow);
+	struct mop hm = { RSI, RDX, 0, 0 };
+	switch (size) {
+	case 1: op_m(j, 0, false, 0x0FB6, RAX, hm); break;
+	case 2: op_m(j, 0, false, 0x0FB7, RAX, hm); break;
+	case 4: op_m(j, 0, false, 0x8B, RAX, hm); break;
+	default: op_m(j, 0, true, 0x8B, RAX, hm); break;
+	}
+	bind(j, back);
+	slow_access(j, k, false, size, slow, back);
+}
+
+/* [rsi] = rcx (size bytes). A store that reached a code page ends the
+ * block: the instruction is complete then. */
+static void store(struct jc *j, unsigned k, unsigned size)
+{
+	int slow = new_label(j), back = new_label(j);
+	clobber_flags(j);
+	tlb_probe(j, true, size, slow);
+	struct mop hm = { RSI, RDX, 0, 0 };
+	switch (size) {
+	case 1: op_m(j, 0, false, 0x88, RCX, hm); break;
+	case 2: op_m(j, 0x66, false, 0x89, RCX, hm); break;
+	case 4: op_m(j, 0, false, 0x89, RCX, hm); break;
+	default: op_m(j, 0, true, 0x89, RCX, hm); break;
+	}
+	bind(j, back);
+	slow_access(j, k, true, size, slow, back);
+}
+
+/* After an instruction that stored: leave if the store ended the block. */
+static void check_block_end(struct jc *j, unsigned k)
+{
+	int out = new_label(j);
+	op_m(j, 0, false, 0x80, 7, CPU(block_end));
+	b1(j, 0);
+	jcc_to(j, 0x5, out);
+	int save = j->cur, fl = j->fl;
+	j->cur = 1;
+	bind(j, out);
+	exit_rel(j, &j->first[k], j->off[k + 1]);
+	j->cur = save;
+	j->fl = fl;
+}
+
+/* ------------------------------------------------------------------ */
+/* Guest registers */
+
+/* host reg = guest register r (size bytes, zero-extended; AH..BH for
+ * byte registers 4-7 without REX). Flag-free. */
+static void greg_load(struct jc *j, unsigned host, unsigned r, unsigned size, bool rex_present)
+{
+	switch (size) {
+	case 8: mov_load(j, host, GREG(r)); break;
+	case 4: mov_load32(j, host, GREG(r)); break;
+	case 2: op_m(j, 0, false, 0x0FB7, host, GREG(r)); break;
+	default:
+		if (!rex_present && r >= 4 && r < 8)
+			op_m(j, 0, false, 0x0FB6, host, M(RBX, (int32_t)(offsetof(struct emu_cpu, r) + 8 * (r - 4) + 1)));
+		else
+			op_m(j, 0, false, 0x0FB6, host, GREG(r));
+		break;
+	}
+}
+
+/* guest register r = host reg (32-bit writes zero the upper half; 8 and
+ * 16-bit ones merge). host must be rax, rcx or rdx for byte writes. */
+static void greg_store(struct jc *j, unsigned r, unsigned host, unsigned size, bool rex_present)
+{
+	switch (size) {
+	case 8: mov_store(j, GREG(r), host); break;
+	case 4:
+		op_r(j, false, 0x89, host, host); /* mov e32, e32: zero the upper half */
+		mov_store(j, GREG(r), host);
+		break;
+	case 2: op_m(j, 0x66, false, 0x89, host, GREG(r)); break;
+	default:
+		if (!rex_present && r >= 4 && r < 8)
+			op_m(j, 0, false, 0x88, host, M(RBX, (int32_t)(offsetof(struct emu_cpu, r) + 8 * (r - 4) + 1)));
+		else
+			op_m(j, 0, false, 0x88, host, GREG(r));
+		break;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Templates */
+
+enum tpl {
+	T_FALLBACK, T_NOP, T_MOV, T_MOV_IMM, T_LEA, T_ALU, T_INCDEC, T_NOT, T_NEG, T_SHIFT,
+	T_IMUL, T_MOVX, T_CMOV, T_SETCC, T_JCC, T_JMP_INLINE, T_CALL_INLINE, T_JMP, T_CALL,
+	T_RET, T_PUSH, T_POP, T_XCHG,
+};
+
+/* How an instruction uses the flags, for the liveness pass. */
+enum fuse { F_NONE, F_KILL, F_PARTIAL, F_READ, F_READ_KILL };
+
+struct tinfo {
+	uint8_t t;
+	uint8_t flags;
+	bool mem;      /* a memory access (fault point) */
+};
+
+static bool is_mem(const struct insn *i)
+{
+	return i->has_modrm && i->mod != 3;
+}
+
+/* Which template, if any, runs instruction i. */
+static struct tinfo classify(const struct insn *i)
+{
+	struct tinfo f = { T_FALLBACK, F_READ, false };
+	if (i->fn == fast_jmp_inline)
+		return (struct tinfo){ T_JMP_INLINE, F_NONE, false };
+	if (i->fn == fast_call_inline)
+		return (struct tinfo){ T_CALL_INLINE, F_NONE, true };
+	if (i->pfx & (PFX_LOCK | PFX_F2 | PFX_F3))
+		return i->map == 0 && i->op == 0x90 && !(i->pfx & (PFX_LOCK | PFX_F2)) && !(i->rex & 1)
+			       ? (struct tinfo){ T_NOP, F_NONE, false } /* PAUSE */
+			       : f;
+	bool m = is_mem(i);
+	if (m && i->asize != 8)
+		return f;
+	bool v = i->osize == 4 || i->osize == 8;
+	unsigned op = i->op, sub = i->reg & 7;
+	if (i->map == 0) {
+		if (op < 0x40 && (op & 7) <= 5 && (op & 7) != 0 && (op & 7) != 2 && (op & 7) != 4) {
+			/* ALU: 01 rm,r  03 r,rm  05 eAX,imm */
+			if (!v)
+				return f;
+			unsigned alu = op >> 3;
+			if ((op & 7) == 1 && m && alu != 7)
+				return f; /* memory destination */
+			uint8_t fu = (alu == 2 || alu == 3) ? F_READ_KILL : F_KILL;
+			return (struct tinfo){ T_ALU, fu, m };
+		}
+		if ((op == 0x81 || op == 0x83) && v) {
+			if (m && sub != 7)
+				return f;
+			return (struct tinfo){ T_ALU, (sub == 2 || sub == 3) ? F_READ_KILL : F_KILL, m };
+		}
+		if ((op == 0x85 || op == 0xA9) && v)
+			return (struct tinfo){ T_ALU, F_KILL, m };
+		if (op == 0xF7 && v && sub == 0)
+			return (struct tinfo){ T_ALU, F_KILL, m };
+		if (op == 0xF7 && v && !m && sub == 2)
+			return (struct tinfo){ T_NOT, F_NONE, false };
+		if (op == 0xF7 && v && !m && sub == 3)
+			return (struct tinfo){ T_NEG, F_KILL, false };
+		if (op == 0xFF && v && !m && sub <= 1)
+			return (struct tinfo){ T_INCDEC, F_PARTIAL, false };
+		if ((op == 0xC1 || op == 0xD1 || op == 0xD3) && v && !m &&
+		    (sub == 0 || sub == 1 || sub == 4 || sub == 5 || sub == 7)) {
+			unsigned cnt = op == 0xD1 ? 1 : (unsigned)i->imm & (i->osize == 8 ? 63 : 31);
+			bool all = op != 0xD3 && sub >= 4 && cnt != 0;
+			return (struct tinfo){ T_SHIFT, all ? F_KILL : F_PARTIAL, false };
+		}
+		if ((op == 0x89 || op == 0x8B) && v)
+			return (struct tinfo){ T_MOV, F_NONE, m };
+		if (op >= 0xB8 && op <= 0xBF && v)
+			return (struct tinfo){ T_MOV_IMM, F_NONE, false };
+		if (op == 0xC7 && v && sub == 0)
+			return (struct tinfo){ T_MOV_IMM, F_NONE, m };
+		if (op == 0x8D && v && m)
+			return (struct tinfo){ T_LEA, F_NONE, false };
+		if ((op == 0x69 || op == 0x6B) && v)
+			return (struct tinfo){ T_IMUL, F_KILL, m };
+		if (op == 0x63 && i->osize == 8)
+			return (struct tinfo){ T_MOVX, F_NONE, m };
+		if (op >= 0x70 && op <= 0x7F)
+			return (struct tinfo){ T_JCC, F_READ, false };
+		if ((op == 0xE9 || op == 0xEB) && i->osize != 2)
+			return (struct tinfo){ T_JMP, F_NONE, false };
+		if (op == 0xE8 && i->osize == 8)
+			return (struct tinfo){ T_CALL, F_NONE, true };
+		if (op == 0xC3 && i->osize == 8)
+			return (struct tinfo){ T_RET, F_NONE, true };
+		if (((op >= 0x50 && op <= 0x57) || op == 0x68 || op == 0x6A) && i->osize == 8)
+			return (struct tinfo){ T_PUSH, F_NONE, true };
+		if (op >= 0x58 && op <= 0x5F && i->osize == 8 && ((op & 7) | ((i->rex & 1) << 3)) != R_RSP)
+			return (struct tinfo){ T_POP, F_NONE, true };
+		if (op == 0x90 && !(i->rex & 1))
+			return (struct tinfo){ T_NOP, F_NONE, false };
+		if (((op >= 0x91 && op <= 0x97) || op == 0x90 || (op == 0x87 && !m)) && v)
+			return (struct tinfo){ T_XCHG, F_NONE, false };
+		return f;
+	}
+	if (i->map == 1) {
+		if (op == 0x1F)
+			return (struct tinfo){ T_NOP, F_NONE, false };
+		if (op == 0xAF && v)
+			return (struct tinfo){ T_IMUL, F_KILL, m };
+		if ((op == 0xB6 || op == 0xB7 || op == 0xBE || op == 0xBF) && v)
+			return (struct tinfo){ T_MOVX, F_NONE, m };
+		if (op >= 0x40 && op <= 0x4F && v)
+			return (struct tinfo){ T_CMOV, F_READ, m };
+		if (op >= 0x90 && op <= 0x9F && !m)
+			return (struct tinfo){ T_SETCC, F_READ, false };
+		if (op >= 0x80 && op <= 0x8F)
+			return (struct tinfo){ T_JCC, F_READ, false };
+	}
+	return f;
+}
+
+/* rax = the r/m operand (register or memory) of instruction k. */
+static void load_rm(struct jc *j, unsigned k, unsigned size)
+{
+	const struct insn *i = &j->first[k];
+	if (is_mem(i)) {
+		emit_ea(j, k, true);
+		load(j, k, size);
+	} else {
+		greg_load(j, RAX, i->rm, size, i->rex != 0);
+	}
+}
+
+static bool target_in_page(struct jc *j, int64_t off)
+{
+	int64_t p = (int64_t)j->page_off + off;
+	return p >= 0 && p < 4096;
+}
+
+/* Jumps to fb if rax is not a canonical address. */
+static void check_canonical(struct jc *j, int fb)
+{
+	b1(j, 0x48); b1(j, 0x89); b1(j, 0xC1);             /* mov rcx, rax */
+	b1(j, 0x48); b1(j, 0xC1); b1(j, 0xE1); b1(j, 16);  /* shl rcx, 16 */
+	b1(j, 0x48); b1(j, 0xC1); b1(j, 0xF9); b1(j, 16);  /* sar rcx, 16 */
+	b1(j, 0x48); b1(j, 0x39); b1(j, 0xC1);             /* cmp rcx, rax */
+	jcc_to(j, 0x5, fb);
+}
+
+/* A cold fallback for instruction k (a rare case its template does not
+ * handle, e.g. a non-canonical target): the handler faults or jumps. */
+static int cold_fallback(struct jc *j, unsigned k)
+{
+	int l = new_label(j);
+	int save = j->cur, fl = j->fl;
+	j->cur = 1;
+	bind(j, l);
+	fallback(j, k);
+	exit_next_rip(j, &j->first[k]);
+	j->cur = save;
+	j->fl = fl;
+	return l;
+}
+
+/* Leaves towards the block's RIP + target (a taken branch of instruction
+ * k): back to the top when it is the block itself, else out. */
+static void branch_out(struct jc *j, unsigned k, int64_t target)
+{
+	const struct insn *i = &j->first[k];
+	flags_to_mem(j);
+	if (target == 0) {
+		int out = new_label(j);
+		op_m(j, 0, false, 0x83, 7, CPU(pending)); /* cmp dword [pending], 0 */
+		b1(j, 0);
+		jcc_to(j, 0x5, out);
+		op_m(j, 0, false, 0x80, 7, CPU(irq_pending));
+		b1(j, 0);
+		jcc_to(j, 0x5, out);
+		op_m(j, 0, false, 0x80, 7, CPU(block_end));
+		b1(j, 0);
+		jcc_to(j, 0x5, out);
+		b1(j, 0x41); b1(j, 0xFF); b1(j, 0xCF); /* dec r15d */
+		jcc_to(j, 0x4, out);
+		op_m(j, 0, true, 0x81, 0, CPU(icount)); /* add qword [icount], k + 1 */
+		d4(j, k + 1);
+		jmp_to(j, j->top);
+		bind(j, out);
+	}
+	if (!target_in_page(j, target)) {
+		lea(j, RAX, M(R13, (int32_t)target));
+		check_canonical(j, cold_fallback(j, k));
+	}
+	exit_rel(j, i, (uint32_t)target);
+}
+
+/* Emits instruction k. */
+static void emit_insn(struct jc *j, unsigned k, struct tinfo f)
+{
+	const struct insn *i = &j->first[k];
+	unsigned size = i->osize, op = i->op, sub = i->reg & 7;
+	bool w = size == 8, rexp = i->rex != 0;
+	uint32_t noff = j->off[k] + i->len;
+	switch (f.t) {
+	case T_NOP:
+	case T_JMP_INLINE:
+		break;
+	case T_MOV:
+		if (op == 0x8B) {
+			load_rm(j, k, size);
+			greg_store(j, i->reg, RAX, size, true);
+		} else if (!is_mem(i)) {
+			greg_load(j, RAX, i->reg, size, true);
+			greg_store(j, i->rm, RAX, size, true);
+		} else {
+			emit_ea(j, k, true);
+			greg_load(j, RCX, i->reg, size, true);
+			store(j, k, size);
+			check_block_end(j, k);
+		}
+		break;
+	case T_MOV_IMM: {
+		uint64_t v = size == 8 ? i->imm : (uint32_t)i->imm;
+		if (op == 0xC7 && is_mem(i)) {
+			emit_ea(j, k, true);
+			mov_imm(j, RCX, v);
+			store(j, k, size);
+			check_block_end(j, k);
+		} else {
+			unsigned r = op == 0xC7 ? i->rm : ((op & 7) | ((i->rex & 1) << 3));
+			mov_imm(j, RAX, v);
+			mov_store(j, GREG(r), RAX);
+		}
+		break;
+	}
+	case T_LEA:
+		emit_ea(j, k, false);
+		greg_store(j, i->reg, RSI, size, true);
+		break;
+	case T_ALU: {
+		/* a = rcx (the destination), b = rax or an immediate */
+		unsigned alu;
+		bool imm = false, a_rm = true, b_reg = false, a_rax = false;
+		if (op < 0x40) {
+			alu = op >> 3;
+			if ((op & 7) == 5) {
+				imm = true;
+				a_rm = false;
+				a_rax = true;
+			} else if ((op & 7) == 3) {
+				a_rm = false;
+			} else {
+				b_reg = true;
+			}
+		} else if (op == 0x81 || op == 0x83) {
+			alu = sub;
+			imm = true;
+		} else if (op == 0x85) {
+			alu = 8;
+			b_reg = true;
+		} else if (op == 0xA9) {
+			alu = 8;
+			imm = true;
+			a_rm = false;
+			a_rax = true;
+		} else { /* F7 /0 */
+			alu = 8;
+			imm = true;
+		}
+		if (alu == 2 || alu == 3)
+			flags_prepare(j);
+		if (a_rax) {
+			greg_load(j, RCX, R_RAX, size, true);
+		} else if (a_rm) {
+			load_rm(j, k, size);
+			b1(j, 0x48); b1(j, 0x89); b1(j, 0xC1); /* mov rcx, rax */
+			if (b_reg)
+				greg_load(j, RAX, i->reg, size, true);
+		} else {
+			load_rm(j, k, size); /* b */
+			greg_load(j, RCX, i->reg, size, true);
+		}
+		if (alu == 2 || alu == 3)
+			flags_to_host(j);
+		if (alu == 8 && imm) {
+			op_r(j, w, 0xF7, 0, RCX); /* test rcx, imm32 */
+			d4(j, (uint32_t)i->imm);
+		} else if (alu == 8) {
+			op_r(j, w, 0x85, RAX, RCX);
+		} else if (imm) {
+			op_r(j, w, 0x81, alu, RCX);
+			d4(j, (uint32_t)i->imm);
+		} else {
+			op_r(j, w, (alu << 3) | 3, RCX, RAX);
+		}
+		flags_produced(j, k);
+		if (alu != 7 && alu != 8) {
+			unsigned dst = a_rax ? R_RAX : a_rm ? i->rm : i->reg;
+			mov_store(j, GREG(dst), RCX); /* 32-bit ops zero-extended rcx */
+		}
+		break;
+	}
+	case T_INCDEC:
+	case T_NOT:
+	case T_NEG:
+		if (f.t == T_INCDEC && j->live_out[k])
+			flags_prepare(j);
+		greg_load(j, RCX, i->rm, size, true);
+		if (f.t == T_INCDEC && j->live_out[k])
+			flags_to_host(j);
+		op_r(j, w, f.t == T_INCDEC ? 0xFF : 0xF7, f.t == T_INCDEC ? sub : f.t == T_NOT ? 2 : 3, RCX);
+		if (f.t != T_NOT)
+			flags_produced(j, k);
+		mov_store(j, GREG(i->rm), RCX);
+		break;
+	case T_SHIFT: {
+		bool need_in = f.flags == F_PARTIAL && j->live_out[k];
+		if (need_in)
+			flags_prepare(j);
+		greg_load(j, RAX, i->rm, size, true);
+		if (op == 0xD3)
+			op_m(j, 0, false, 0x0FB6, RCX, GREG(R_RCX));
+		if (need_in)
+			flags_to_host(j);
+		else
+			j->fl &= ~FL_IN_HOST; /* (the result is dead either way) */
+		op_r(j, w, op, sub, RAX);
+		if (op == 0xC1)
+			b1(j, (uint8_t)i->imm);
+		flags_produced(j, k);
+		mov_store(j, GREG(i->rm), RAX);
+		break;
+	}
+	case T_IMUL:
+		load_rm(j, k, size);
+		if (op == 0xAF) {
+			greg_load(j, RCX, i->reg, size, true);
+			op_r(j, w, 0x0FAF, RCX, RAX);
+		} else {
+			op_r(j, w, 0x69, RCX, RAX);
+			d4(j, (uint32_t)i->imm);
+		}
+		flags_produced(j, k);
+		mov_store(j, GREG(i->reg), RCX);
+		break;
+	case T_MOVX: {
+		unsigned ssz = op == 0x63 ? 4 : (op == 0xB6 || op == 0xBE) ? 1 : 2;
+		if (is_mem(i)) {
+			emit_ea(j, k, true);
+			load(j, k, ssz);
+		} else {
+			greg_load(j, RAX, i->rm, ssz, rexp);
+		}
+		if (op == 0xBE || op == 0xBF)
+			op_r(j, w, 0x0F00 | op, RAX, RAX); /* movsx eax/rax, al/ax */
+		else if (op == 0x63)
+			op_r(j, true, 0x63, RAX, RAX);  /* movsxd rax, eax */
+		mov_store(j, GREG(i->reg), RAX);
+		break;
+	}
+	case T_CMOV:
+		flags_prepare(j);
+		load_rm(j, k, size);
+		greg_load(j, RCX, i->reg, size, true);
+		flags_to_host(j);
+		op_r(j, w, 0x0F40 | (op & 15), RCX, RAX);
+		/* a 32-bit CMOV zero-extends the destination even if false:
+		 * the host's did the same to rcx */
+		mov_store(j, GREG(i->reg), RCX);
+		break;
+	case T_SETCC:
+		flags_to_host(j);
+		op_r(j, false, 0x0F90 | (op & 15), 0, RAX); /* setcc al */
+		greg_store(j, i->rm, RAX, 1, rexp);
+		break;
+	case T_JCC: {
+		int taken = new_label(j);
+		flags_to_host(j);
+		jcc_to(j, op & 15, taken);
+		int save = j->cur, fl = j->fl;
+		j->cur = 1;
+		bind(j, taken);
+		branch_out(j, k, (int64_t)noff + (int64_t)i->imm);
+		j->cur = save;
+		j->fl = fl;
+		break;
+	}
+	case T_JMP:
+		branch_out(j, k, (int64_t)noff + (int64_t)i->imm);
+		break;
+	case T_CALL:
+	case T_CALL_INLINE: {
+		int64_t target = (int64_t)noff + (int64_t)i->imm;
+		if (!target_in_page(j, target)) {
+			clobber_flags(j);
+			lea(j, RAX, M(R13, (int32_t)target));
+			check_canonical(j, cold_fallback(j, k));
+		}
+		mov_load(j, RSI, GREG(R_RSP));
+		lea(j, RSI, M(RSI, -8));
+		lea(j, RCX, M(R13, (int32_t)noff));
+		store(j, k, 8);
+		mov_store(j, GREG(R_RSP), RSI);
+		if (f.t == T_CALL_INLINE)
+			check_block_end(j, k);
+		else
+			exit_rel(j, i, (uint32_t)target);
+		break;
+	}
+	case T_RET: {
+		mov_load(j, RSI, GREG(R_RSP));
+		load(j, k, 8);
+		check_canonical(j, cold_fallback(j, k));
+		lea(j, RSI, M(RSI, 8));
+		mov_store(j, GREG(R_RSP), RSI);
+		mov_store(j, CPU(rip), RAX);
+		flags_to_mem(j);
+		set_last(j, i);
+		jmp_to(j, j->epilogue);
+		break;
+	}
+	case T_PUSH:
+		if (op == 0x68 || op == 0x6A)
+			mov_imm(j, RCX, i->imm);
+		else
+			mov_load(j, RCX, GREG((op & 7) | ((i->rex & 1) << 3)));
+		mov_load(j, RSI, GREG(R_RSP));
+		lea(j, RSI, M(RSI, -8));
+		store(j, k, 8);
+		mov_store(j, GREG(R_RSP), RSI);
+		check_block_end(j, k);
+		break;
+	case T_POP:
+		mov_load(j, RSI, GREG(R_RSP));
+		load(j, k, 8);
+		lea(j, RSI, M(RSI, 8));
+		mov_store(j, GREG(R_RSP), RSI);
+		mov_store(j, GREG((op & 7) | ((i->rex & 1) << 3)), RAX);
+		break;
+	case T_XCHG: {
+		unsigned a = op == 0x87 ? i->reg : R_RAX;
+		unsigned b = op == 0x87 ? i->rm : ((op & 7) | ((i->rex & 1) << 3));
+		greg_load(j, RAX, a, size, true);
+		greg_load(j, RCX, b, size, true);
+		greg_store(j, a, RCX, size, true);
+		greg_store(j, b, RAX, size, true);
+		break;
+	}
+	default:
+		fallback(j, k);
+		break;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Compiling a block */
+
+static bool compile(struct emu_cpu *c, struct block *b, struct jc *j)
+{
+	memset(j->n, 0, sizeof(j->n));
+	j->cur = 0;
+	j->overflow = false;
+	j->nlabel = j->nreloc = 0;
+	j->c = c;
+	j->first = &c->arena[b->start];
+	j->n_insns = b->n;
+	j->page_off = (unsigned)(c->rip & 0xFFF);
+	struct tinfo info[BLOCK_MAX];
+	j->off[0] = 0;
+	for (unsigned k = 0; k < b->n; k++) {
+		const struct insn *i = &j->first[k];
+		info[k] = classify(i);
+		uint32_t next = j->off[k] + i->len;
+		if (info[k].t == T_JMP_INLINE || info[k].t == T_CALL_INLINE)
+			next += (uint32_t)i->imm;
+		j->off[k + 1] = next;
+	}
+	/* backward liveness of the flags */
+	bool live = true; /* the block's exit reads them */
+	for (unsigned k = b->n; k-- > 0;) {
+		j->live_out[k] = live;
+		const struct tinfo *f = &info[k];
+		bool reads = f->flags == F_READ || f->flags == F_READ_KILL || f->mem;
+		bool kills = f->flags == F_KILL || f->flags == F_READ_KILL;
+		live = reads || (!kills && live);
+	}
+
+	j->epilogue = new_label(j);
+	j->top = new_label(j);
+	/* prologue */
+	b1(j, 0x53); b1(j, 0x55);                   /* push rbx, rbp */
+	b1(j, 0x41); b1(j, 0x54); b1(j, 0x41); b1(j, 0x55); /* push r12, r13 */
+	b1(j, 0x41); b1(j, 0x56); b1(j, 0x41); b1(j, 0x57); /* push r14, r15 */
+	b1(j, 0x48); b1(j, 0x83); b1(j, 0xEC); b1(j, 8);   /* sub rsp, 8 */
+	b1(j, 0x48); b1(j, 0x89); b1(j, 0xFB);              /* mov rbx, rdi */
+	mov_load(j, R13, CPU(rip));
+	b1(j, 0x31); b1(j, 0xC0);                           /* xor eax, eax */
+	op_m(j, 0, false, 0x80, 7, CPU(cpl));               /* cmp byte [cpl], 3 */
+	b1(j, 3);
+	b1(j, 0x0F); b1(j, 0x94); b1(j, 0xC0);              /* sete al */
+	b1(j, 0x69); b1(j, 0xC0); d4(j, (uint32_t)sizeof(c->tlb_r[0])); /* imul eax, eax, stride */
+	lea(j, R14, ((struct mop){ RBX, RAX, 0, 0 }));
+	b1(j, 0x41); b1(j, 0xBF); d4(j, JIT_LOOP_BUDGET);  /* mov r15d, budget */
+	bind(j, j->top);
+	j->fl = FL_IN_MEM;
+	for (unsigned k = 0; k < b->n; k++) {
+		emit_insn(j, k, info[k]);
+		if (j->overflow)
+			return false;
+	}
+	/* falling off the end */
+	unsigned last = b->n - 1;
+	if (info[last].t != T_JMP && info[last].t != T_RET && info[last].t != T_CALL)
+		exit_rel(j, &j->first[last], j->off[b->n]);
+	/* epilogue */
+	bind(j, j->epilogue);
+	b1(j, 0x48); b1(j, 0x83); b1(j, 0xC4); b1(j, 8);   /* add rsp, 8 */
+	b1(j, 0x41); b1(j, 0x5F); b1(j, 0x41); b1(j, 0x5E); /* pop r15, r14 */
+	b1(j, 0x41); b1(j, 0x5D); b1(j, 0x41); b1(j, 0x5C); /* pop r13, r12 */
+	b1(j, 0x5D); b1(j, 0x5B);                           /* pop rbp, rbx */
+	b1(j, 0xC3);
+	return !j->overflow;
+}
+
+/* Copies the two sections into code memory and resolves the jumps. */
+static void *place(struct jit *jt, struct jc *j)
+{
+	uint32_t hot = j->n[0], total = hot + j->n[1];
+	uint8_t *dst = jt->rw + jt->used;
+	memcpy(dst, j->sec[0], hot);
+	memcpy(dst + hot, j->sec[1], j->n[1]);
+	for (int r = 0; r < j->nreloc; r++) {
+		uint32_t at = (j->reloc[r].sec ? hot : 0) + j->reloc[r].pos;
+		int l = j->reloc[r].label;
+		uint32_t to = (j->label[l].sec ? hot : 0) + j->label[l].pos;
+		int32_t rel = (int32_t)to - (int32_t)(at + 4);
+		memcpy(dst + at, &rel, 4);
+	}
+	static const char *dump;
+	if (!dump)
+		dump = getenv("XVM_EMU_JIT_DUMP") ? getenv("XVM_EMU_JIT_DUMP") : "";
+	if (*dump) { /* raw code, for objdump -b binary -m i386:x86-64 -D */
+		FILE *f = fopen(dump, "a");
+		if (f) {
+			fwrite(dst, 1, total, f);
+			fclose(f);
+		}
+	}
+	void *fn = jt->rx + jt->used;
+	jt->used = (jt->used + total + 15) & ~(size_t)15;
+	return fn;
+}
+
+void jit_block_entered(struct emu_cpu *c, struct block *b)
+{
+	struct jit *jt = c->jit;
+	if (b->hits >= jt->threshold)
+		return; /* could not be compiled */
+	if (++b->hits < jt->threshold)
+		return;
+	if (!c->code64 || b->n == 0) {
+		b->hits = UINT32_MAX;
+		return;
+	}
+	if (!jt->jc)
+		jt->jc = xcalloc(1, sizeof(*jt->jc));
+	if (jt->used + 2 * SEC_BYTES > JIT_CODE_SIZE) {
+		jit_reset(c);
+		b->hits = jt->threshold;
+	}
+	if (!compile(c, b, jt->jc)) {
+		jt->failed++;
+		b->hits = UINT32_MAX;
+		return;
+	}
+	b->jit = place(jt, jt->jc);
+	jt->compiled++;
+}
+
+#endif
