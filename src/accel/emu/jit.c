@@ -40,14 +40,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define JIT_CODE_SIZE (32u << 20)
+#define JIT_CODE_SIZE (32u << 20) /* per vCPU; XVM_EMU_JIT_CODE_KB for tests */
 #define JIT_BLOCK_MAX (48u << 10) /* worst case of one block's code */
 #define JIT_LOOP_BUDGET 256       /* passes through a self-loop per entry */
 
 struct jc;
 struct jit {
 	uint8_t *rw, *rx;
-	size_t used;
+	size_t size, used;
 	unsigned threshold;
 	uint64_t compiled, resets, failed;
 	struct jc *jc;   /* the compiler's scratch state */
@@ -67,10 +67,16 @@ struct jit *jit_new(void)
 		return NULL;
 	}
 	struct jit *j = xcalloc(1, sizeof(*j));
-	if (ftruncate(fd, JIT_CODE_SIZE) < 0)
+	j->size = JIT_CODE_SIZE;
+	const char *kb = getenv("XVM_EMU_JIT_CODE_KB");
+	if (kb) {
+		unsigned long v = strtoul(kb, NULL, 0);
+		j->size = (v < 256 ? 256 : v > (1u << 20) ? (1u << 20) : v) << 10;
+	}
+	if (ftruncate(fd, (off_t)j->size) < 0)
 		goto fail;
-	j->rw = mmap(NULL, JIT_CODE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	j->rx = mmap(NULL, JIT_CODE_SIZE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+	j->rw = mmap(NULL, j->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	j->rx = mmap(NULL, j->size, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
 	if (j->rw == MAP_FAILED || j->rx == MAP_FAILED)
 		goto fail;
 	close(fd);
@@ -84,9 +90,9 @@ struct jit *jit_new(void)
 fail:
 	log_warn("emu: JIT off: cannot map its code memory: %s", strerror(errno));
 	if (j->rw && j->rw != MAP_FAILED)
-		munmap(j->rw, JIT_CODE_SIZE);
+		munmap(j->rw, j->size);
 	if (j->rx && j->rx != MAP_FAILED)
-		munmap(j->rx, JIT_CODE_SIZE);
+		munmap(j->rx, j->size);
 	close(fd);
 	free(j);
 	return NULL;
@@ -100,10 +106,16 @@ void jit_free(struct jit *j)
 		fprintf(stderr, "JIT: %llu blocks compiled, %llu not compilable, %llu code resets\n",
 			(unsigned long long)j->compiled, (unsigned long long)j->failed,
 			(unsigned long long)j->resets);
-	munmap(j->rw, JIT_CODE_SIZE);
-	munmap(j->rx, JIT_CODE_SIZE);
+	munmap(j->rw, j->size);
+	munmap(j->rx, j->size);
 	free(j->jc);
 	free(j);
+}
+
+void jit_counters(const struct emu_cpu *c, uint64_t *compiled, uint64_t *resets)
+{
+	*compiled = c->jit ? c->jit->compiled : 0;
+	*resets = c->jit ? c->jit->resets : 0;
 }
 
 void jit_reset(struct emu_cpu *c)
@@ -1164,7 +1176,7 @@ void jit_block_entered(struct emu_cpu *c, struct block *b)
 	}
 	if (!jt->jc)
 		jt->jc = xcalloc(1, sizeof(*jt->jc));
-	if (jt->used + 2 * SEC_BYTES > JIT_CODE_SIZE) {
+	if (jt->used + 2 * SEC_BYTES > jt->size) {
 		jit_reset(c);
 		b->hits = jt->threshold;
 	}

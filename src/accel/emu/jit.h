@@ -27,11 +27,18 @@ void jit_free(struct jit *j);
 void jit_block_entered(struct emu_cpu *c, struct block *b);
 /* Drops every compiled block of c (the code memory starts over). */
 void jit_reset(struct emu_cpu *c);
+/* Blocks compiled and code-memory resets so far (tests, stats). */
+void jit_counters(const struct emu_cpu *c, uint64_t *compiled, uint64_t *resets);
 #else
 static inline struct jit *jit_new(void) { return NULL; }
 static inline void jit_free(struct jit *j) { (void)j; }
 static inline void jit_block_entered(struct emu_cpu *c, struct block *b) { (void)c; (void)b; }
 static inline void jit_reset(struct emu_cpu *c) { (void)c; }
+static inline void jit_counters(const struct emu_cpu *c, uint64_t *compiled, uint64_t *resets)
+{
+	(void)c;
+	*compiled = *resets = 0;
+}
 #endif
 
 #endif
