@@ -49,6 +49,20 @@ enum { DIFF_MEM_M80 = 10, DIFF_MEM_BCD = 11 };
 enum { DIFF_NEEDS_NONE, DIFF_NEEDS_SSSE3, DIFF_NEEDS_SSE41, DIFF_NEEDS_SSE42 };
 
 const struct diff_form *diff_forms(unsigned *n);
+
+/* Encodings no form runs because a user-mode child cannot run them (or
+ * their results are the host's, not architectural): each names the unit
+ * test covering it (excluded.c). key: as `emu-diff --coverage -v` prints. */
+struct diff_exclusion {
+	const char *key;
+	const char *test;    /* tests/unit file:function */
+	const char *why;
+};
+const struct diff_exclusion *diff_exclusions(unsigned *n);
+
+/* The coverage gate (coverage.c): 0 if every implemented encoding has a
+ * form or an exclusion. */
+int diff_coverage(bool verbose);
 uint64_t diff_rand(void);
 uint64_t diff_rand_value(void);
 uint64_t diff_rand_fp(int lane_bytes);

@@ -9,8 +9,11 @@
  * words (see forms.c).
  *
  * Usage: emu-diff [-n iterations] [-s seed] [-f name-filter] [-v] [-g]
- * -g: generic handlers only (no fast paths from fast.c). */
+ * -g: generic handlers only (no fast paths from fast.c).
+ * emu-diff --coverage [-v]: the coverage gate (coverage.c): every
+ * implemented encoding has a form or an exclusion with its unit test. */
 #include <errno.h>
+#include <getopt.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -288,9 +291,10 @@ int main(int argc, char **argv)
 	unsigned iters = 2000;
 	uint64_t seed = (uint64_t)time(NULL);
 	const char *filter = NULL;
-	bool verbose = false, jit = false;
+	bool verbose = false, jit = false, coverage = false;
 	int opt;
-	while ((opt = getopt(argc, argv, "n:s:f:vgj")) != -1) {
+	static const struct option longopts[] = { { "coverage", no_argument, NULL, 'c' }, { NULL, 0, NULL, 0 } };
+	while ((opt = getopt_long(argc, argv, "n:s:f:vgjc", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'n': iters = (unsigned)strtoul(optarg, NULL, 0); break;
 		case 's': seed = strtoull(optarg, NULL, 0); break;
@@ -298,11 +302,15 @@ int main(int argc, char **argv)
 		case 'v': verbose = true; break;
 		case 'g': emu_no_fast_paths = true; break;
 		case 'j': jit = true; break;
+		case 'c': coverage = true; break;
 		default:
-			fprintf(stderr, "usage: emu-diff [-n iterations] [-s seed] [-f filter] [-v] [-g | -j]\n");
+			fprintf(stderr, "usage: emu-diff [-n iterations] [-s seed] [-f filter] [-v] [-g | -j]\n"
+					"       emu-diff --coverage [-v]\n");
 			return 2;
 		}
 	}
+	if (coverage)
+		return diff_coverage(verbose);
 	rng_state = seed | 1;
 	/* -j: every form compiled at its first run and run as compiled code */
 	if (jit) {
