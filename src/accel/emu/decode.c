@@ -216,6 +216,25 @@ static void decode_modrm(struct fetcher *f, struct insn *i, uint8_t rex)
 		i->seg = def_seg;
 }
 
+/* LOCK: "#UD if the LOCK prefix is used with an instruction not listed
+ * (ADD, ADC, AND, BTC, BTR, BTS, CMPXCHG, CMPXCHG8B/16B, DEC, INC, NEG,
+ * NOT, OR, SBB, SUB, XOR, XADD, XCHG) or if the destination is not a
+ * memory operand" (SDM vol. 2, LOCK). */
+static bool lock_allowed(const struct insn *i)
+{
+	if (!i->has_modrm || i->mod == 3)
+		return false;
+	unsigned op = i->op, r = i->reg & 7;
+	if (i->map == 0)
+		return (op < 0x38 && (op & 7) < 2) || (op >= 0x80 && op <= 0x83 && r != 7) || op == 0x86 ||
+		       op == 0x87 || ((op == 0xF6 || op == 0xF7) && (r == 2 || r == 3)) ||
+		       ((op == 0xFE || op == 0xFF) && r < 2);
+	if (i->map == 1)
+		return op == 0xAB || op == 0xB3 || op == 0xBB || (op == 0xBA && r >= 5) || op == 0xB0 ||
+		       op == 0xB1 || op == 0xC0 || op == 0xC1 || (op == 0xC7 && r == 1);
+	return false;
+}
+
 static bool decode(struct emu_cpu *c, struct insn *i, bool ahead);
 
 void decode_insn(struct emu_cpu *c, struct insn *i)
@@ -330,6 +349,8 @@ static bool decode(struct emu_cpu *c, struct insn *i, bool ahead)
 	}
 	i->fn = i->map == 0 ? op_table1[b] : op_table2[b];
 done:
+	if ((i->pfx & PFX_LOCK) && !lock_allowed(i))
+		i->fn = insn_ud;
 	i->len = f.pos;
 	if (!i->fn)
 		i->fn = insn_ud;
