@@ -21,6 +21,13 @@ struct op_info {
 
 static struct op_info info1[256], info2[256];
 
+/* Mandatory-prefix classes of the 0F map's SSE/MMX opcodes (SDM vol. 2,
+ * table A-3): the prefixes with an instruction; any other is #UD (the
+ * hardware does not fall back to the unprefixed instruction). 0: the
+ * opcode does not select by prefix. */
+enum { VP_NONE = 1, VP_66 = 2, VP_F3 = 4, VP_F2 = 8, VP_ALL = 15 };
+static uint8_t vec_pfx[256];
+
 static void set_range(struct op_info *t, int lo, int hi, int modrm, int imm)
 {
 	for (int k = lo; k <= hi; k++) {
@@ -101,6 +108,32 @@ static void decode_tables_init(void)
 	set_range(info2, 0xC4, 0xC6, 1, I_B);
 	set_range(info2, 0xD0, 0xFF, 1, I_NONE);
 	info2[0xA0].def64 = info2[0xA1].def64 = info2[0xA8].def64 = info2[0xA9].def64 = 1;
+
+	static const struct { uint8_t lo, hi, pfx; } vp[] = {
+		{ 0x10, 0x12, VP_ALL }, { 0x13, 0x15, VP_NONE | VP_66 }, { 0x16, 0x16, VP_NONE | VP_66 | VP_F3 },
+		{ 0x17, 0x17, VP_NONE | VP_66 }, { 0x28, 0x29, VP_NONE | VP_66 }, { 0x2A, 0x2A, VP_ALL },
+		{ 0x2B, 0x2B, VP_NONE | VP_66 }, { 0x2C, 0x2D, VP_ALL }, { 0x2E, 0x2F, VP_NONE | VP_66 },
+		{ 0x50, 0x50, VP_NONE | VP_66 }, { 0x51, 0x51, VP_ALL }, { 0x52, 0x53, VP_NONE | VP_F3 },
+		{ 0x54, 0x57, VP_NONE | VP_66 }, { 0x58, 0x5A, VP_ALL }, { 0x5B, 0x5B, VP_NONE | VP_66 | VP_F3 },
+		{ 0x5C, 0x5F, VP_ALL }, { 0x60, 0x6B, VP_NONE | VP_66 }, { 0x6C, 0x6D, VP_66 },
+		{ 0x6E, 0x6E, VP_NONE | VP_66 }, { 0x6F, 0x6F, VP_NONE | VP_66 | VP_F3 }, { 0x70, 0x70, VP_ALL },
+		{ 0x71, 0x76, VP_NONE | VP_66 }, { 0x77, 0x77, VP_NONE }, { 0x7C, 0x7D, VP_66 | VP_F2 },
+		{ 0x7E, 0x7F, VP_NONE | VP_66 | VP_F3 }, { 0xC2, 0xC2, VP_ALL }, { 0xC3, 0xC3, VP_NONE },
+		{ 0xC4, 0xC6, VP_NONE | VP_66 }, { 0xD0, 0xD0, VP_66 | VP_F2 }, { 0xD1, 0xD5, VP_NONE | VP_66 },
+		{ 0xD6, 0xD6, VP_66 | VP_F3 | VP_F2 }, { 0xD7, 0xE5, VP_NONE | VP_66 },
+		{ 0xE6, 0xE6, VP_66 | VP_F3 | VP_F2 }, { 0xE7, 0xEF, VP_NONE | VP_66 }, { 0xF0, 0xF0, VP_F2 },
+		{ 0xF1, 0xFE, VP_NONE | VP_66 },
+	};
+	for (unsigned k = 0; k < sizeof(vp) / sizeof(vp[0]); k++)
+		for (int op = vp[k].lo; op <= vp[k].hi; op++)
+			vec_pfx[op] = vp[k].pfx;
+}
+
+/* The mandatory-prefix class of a 0F-map instruction: F2/F3 (the last
+ * one) win over 66. */
+static unsigned vec_class(const struct insn *i)
+{
+	return (i->pfx & PFX_F2) ? VP_F2 : (i->pfx & PFX_F3) ? VP_F3 : (i->pfx & PFX_66) ? VP_66 : VP_NONE;
 }
 
 /* Byte fetcher over the instruction stream (lazy across pages, so a
@@ -348,6 +381,8 @@ static bool decode(struct emu_cpu *c, struct insn *i, bool ahead)
 		break;
 	}
 	i->fn = i->map == 0 ? op_table1[b] : op_table2[b];
+	if (i->map == 1 && vec_pfx[b] && !(vec_pfx[b] & vec_class(i)))
+		i->fn = insn_ud;
 done:
 	if ((i->pfx & PFX_LOCK) && !lock_allowed(i))
 		i->fn = insn_ud;
