@@ -662,7 +662,7 @@ static void op_x87(struct emu_cpu *c, const struct insn *i)
 		if (r == 4 && rm == 2) { c->fsw &= 0x7F00; return; }      /* FNCLEX */
 		if (r == 4 && rm == 3) { fninit(c); return; }             /* FNINIT */
 		if (r == 5 || r == 6) { compare(c, *s0, *si, true); return; } /* FUCOMI/FCOMI */
-		if (r == 4) return;                                         /* FENI/FDISI nops */
+		if (r == 4 && (rm < 2 || rm == 4)) return;                  /* FENI/FDISI/FSETPM nops; DB E5-E7 #UD */
 		insn_ud(c, i);
 	case 0xDC:
 		if (r == 2 || r == 3) {
