@@ -745,6 +745,8 @@ void sys_grp15(struct emu_cpu *c, const struct insn *i)
 			return; /* LFENCE / MFENCE / SFENCE */
 		insn_ud(c, i);
 	}
+	if (i->pfx & (PFX_F3 | PFX_F2))
+		insn_ud(c, i); /* F3/F2 with a memory operand: PTWRITE & co, not advertised */
 	uint64_t ea = insn_ea(c, i);
 	switch (r) {
 	case 0: case 1: { /* FXSAVE / FXRSTOR */
