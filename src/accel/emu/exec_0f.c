@@ -54,6 +54,13 @@ static void op_nop_modrm(struct emu_cpu *c, const struct insn *i)
 {
 }
 
+/* 0F 0D: PREFETCH/PREFETCHW hints take a memory operand only */
+static void op_prefetch_0d(struct emu_cpu *c, const struct insn *i)
+{
+	if (i->mod == 3)
+		insn_ud(c, i);
+}
+
 static void op_mov_cr(struct emu_cpu *c, const struct insn *i)
 {
 	require_cpl0(c);
@@ -407,7 +414,7 @@ void exec_0f_init(void)
 	op_table2[0x07] = sys_sysret;
 	op_table2[0x08] = op_table2[0x09] = op_cache;
 	op_table2[0x0B] = op_ud;
-	op_table2[0x0D] = op_nop_modrm;
+	op_table2[0x0D] = op_prefetch_0d;
 	for (int k = 0x18; k < 0x20; k++)
 		op_table2[k] = op_nop_modrm;
 	op_table2[0x20] = op_table2[0x22] = op_mov_cr;
