@@ -548,6 +548,8 @@ static void op_lea(struct emu_cpu *c, const struct insn *i)
 
 static void op_pop_rm(struct emu_cpu *c, const struct insn *i)
 {
+	if (i->reg & 7)
+		insn_ud(c, i); /* 8F /1-/7: AMD's XOP prefix, not advertised */
 	/* The pop happens first; an address using RSP sees the new value. */
 	uint64_t sp = c->r[R_RSP];
 	uint64_t v = pop(c, i->osize);
