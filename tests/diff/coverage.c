@@ -107,7 +107,7 @@ static bool is_group(int map, int op)
 static bool rm_selects(int map, int op, int reg)
 {
 	if (map == 1)
-		return op == 0x01;
+		return op == 0x01 && reg != 4 && reg != 6; /* SMSW/LMSW r: rm is the operand */
 	if (map != 0)
 		return false;
 	switch (op) {

@@ -7,7 +7,7 @@
 
 struct diff_form {
 	char name[48];
-	uint8_t bytes[15];
+	uint8_t bytes[32];       /* one instruction or a short sequence */
 	uint8_t len;
 	uint8_t size;            /* operand size (for the undefined-flag rules) */
 	uint8_t kind;            /* rule selector for undef_flags_fn */

@@ -3,7 +3,8 @@
  * For every instruction form in forms.c: random registers, flags, XMM
  * registers and memory; the instruction runs natively (user mode, in
  * this process, from a code page at a fixed address) and on the emulator
- * (one step, same addresses through identity paging); registers, the
+ * (one step, same addresses through identity paging) with RSP in the
+ * data page (signals run on an alternate stack); registers, the
  * architecturally defined flags, XMM registers, memory and the fault (if
  * any) must agree. Undefined flags are masked per form with the SDM's
  * words (see forms.c).
@@ -59,7 +60,7 @@ __asm__(".text\n"
 	"mov 0(%rdi), %rax\n mov 8(%rdi), %rcx\n mov 16(%rdi), %rdx\n mov 24(%rdi), %rbx\n"
 	"mov 40(%rdi), %rbp\n mov 48(%rdi), %rsi\n mov 64(%rdi), %r8\n mov 72(%rdi), %r9\n"
 	"mov 80(%rdi), %r10\n mov 88(%rdi), %r11\n mov 96(%rdi), %r12\n mov 104(%rdi), %r13\n"
-	"mov 112(%rdi), %r14\n mov 120(%rdi), %r15\n mov 56(%rdi), %rdi\n"
+	"mov 112(%rdi), %r14\n mov 120(%rdi), %r15\n mov 32(%rdi), %rsp\n mov 56(%rdi), %rdi\n"
 	"jmp *diff_cur_code(%rip)\n"
 	".globl diff_native_return\n"
 	"diff_native_return:\n"
@@ -69,7 +70,8 @@ __asm__(".text\n"
 	"mov %rbp, 40(%rdi)\n mov %rsi, 48(%rdi)\n mov %r8, 64(%rdi)\n mov %r9, 72(%rdi)\n"
 	"mov %r10, 80(%rdi)\n mov %r11, 88(%rdi)\n mov %r12, 96(%rdi)\n mov %r13, 104(%rdi)\n"
 	"mov %r14, 112(%rdi)\n mov %r15, 120(%rdi)\n"
-	"mov diff_tmp(%rip), %rax\n mov %rax, 56(%rdi)\n"
+	"mov diff_tmp(%rip), %rax\n mov %rax, 56(%rdi)\n mov %rsp, 32(%rdi)\n"
+	"mov diff_saved_rsp(%rip), %rsp\n" /* not the form's stack in the data page */
 	"pushfq\n popq 128(%rdi)\n cld\n"
 	"movdqu %xmm0, 136(%rdi)\n movdqu %xmm1, 152(%rdi)\n movdqu %xmm2, 168(%rdi)\n"
 	"movdqu %xmm3, 184(%rdi)\n movdqu %xmm4, 200(%rdi)\n movdqu %xmm5, 216(%rdi)\n"
@@ -88,6 +90,7 @@ __asm__(".text\n"
 #define CODE_ADDR 0x10000000UL
 #define DATA_ADDR 0x10100000UL
 #define DATA_SIZE 0x2000UL
+#define DATA_STACK 0x1800UL  /* RSP: pushes and calls write below it */
 #define GUEST_RAM (0x10200000UL + 2 * 1024 * 1024)
 
 static sigjmp_buf native_jmp;
@@ -328,7 +331,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "emu-diff: cannot map the fixed test pages: %s\n", strerror(errno));
 		return 77;
 	}
-	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_NODEFER };
+	/* forms run with RSP in the data page: signals need their own stack */
+	static uint8_t altstack[64 * 1024];
+	stack_t ss = { .ss_sp = altstack, .ss_size = sizeof(altstack) };
+	sigaltstack(&ss, NULL);
+	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_NODEFER | SA_ONSTACK };
 	sigaction(SIGFPE, &sa, NULL);
 	sigaction(SIGILL, &sa, NULL);
 	sigaction(SIGSEGV, &sa, NULL);
@@ -383,7 +390,7 @@ int main(int argc, char **argv)
 			if (form->setup)
 				form->setup(in.gpr);
 			in.gpr[R_RBX] = DATA_ADDR + form->mem_offset;
-			in.gpr[R_RSP] = 0;
+			in.gpr[R_RSP] = DATA_ADDR + DATA_STACK;
 
 			/* native */
 			memcpy(code, form->bytes, form->len);
@@ -410,7 +417,6 @@ int main(int argc, char **argv)
 			}
 			memcpy(gdata, pattern, DATA_SIZE);
 			memcpy(c->r, in.gpr, sizeof(c->r));
-			c->r[R_RSP] = 0;
 			c->rip = CODE_ADDR;
 			set_rflags(c, in.rflags, ~0ULL);
 			fxrstor(c, in.fx);
@@ -446,8 +452,6 @@ int main(int argc, char **argv)
 				if (form->undef_flags_fn)
 					mask &= ~(uint64_t)form->undef_flags_fn(form, in.gpr, in.rflags);
 				for (int r = 0; r < 16 && !why[0]; r++) {
-					if (r == R_RSP)
-						continue;
 					uint64_t n = nat.gpr[r], e = emu.gpr[r];
 					if (form->undef_result && form->undef_result(form, in.gpr, r))
 						continue;

@@ -8,6 +8,7 @@
 
 #include "accel/emu/cpu.h"
 #include "diff.h"
+#include "forms.h"
 
 #define MAX_FORMS 4096
 static struct diff_form forms[MAX_FORMS];
@@ -21,7 +22,7 @@ static const char *const rn[16] = { "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "r
 static const int pairs[][2] = { { 0, 1 }, { 2, 9 }, { 14, 6 }, { 5, 11 }, { 7, 0 } };
 #define NPAIRS (sizeof(pairs) / sizeof(pairs[0]))
 
-static struct diff_form *newf(const char *fmt, ...)
+struct diff_form *newf(const char *fmt, ...)
 {
 	if (nforms == MAX_FORMS)
 		return &forms[MAX_FORMS - 1];
@@ -35,20 +36,20 @@ static struct diff_form *newf(const char *fmt, ...)
 	return f;
 }
 
-static void emit(struct diff_form *f, int b)
+void emit(struct diff_form *f, int b)
 {
 	if (f->len < sizeof(f->bytes))
 		f->bytes[f->len++] = (uint8_t)b;
 }
 
-static void emit_imm(struct diff_form *f, uint64_t v, int n)
+void emit_imm(struct diff_form *f, uint64_t v, int n)
 {
 	for (int k = 0; k < n; k++)
 		emit(f, (int)((v >> (8 * k)) & 0xFF));
 }
 
 /* Encodes [pfx] [66] [REX] opcode modrm for size (1,2,4,8). mem: rm is [rbx]. */
-static void enc(struct diff_form *f, int mandatory_pfx, int size, const char *opc, int reg, int rm, bool mem)
+void enc(struct diff_form *f, int mandatory_pfx, int size, const char *opc, int reg, int rm, bool mem)
 {
 	f->size = (uint8_t)size;
 	if (size == 2)
@@ -69,7 +70,7 @@ static void enc(struct diff_form *f, int mandatory_pfx, int size, const char *op
 		emit(f, 0xC0 | ((reg & 7) << 3) | (rm & 7));
 }
 
-static const char *sz(int size)
+const char *sz(int size)
 {
 	return size == 1 ? "b" : size == 2 ? "w" : size == 4 ? "l" : "q";
 }
@@ -88,7 +89,7 @@ static unsigned count_of(const struct diff_form *f, const uint64_t *gpr, bool cl
  * For a non-zero count, the AF flag is undefined." and "CF ... is
  * undefined for SHL and SHR instructions where the count is greater than
  * or equal to the size (in bits) of the destination operand." */
-static uint32_t shift_undef(const struct diff_form *f, const uint64_t *gpr, uint64_t fl)
+uint32_t shift_undef(const struct diff_form *f, const uint64_t *gpr, uint64_t fl)
 {
 	unsigned n = count_of(f, gpr, f->kind & 0x10);
 	unsigned op = f->kind & 7;
@@ -112,7 +113,7 @@ static uint32_t shift_undef(const struct diff_form *f, const uint64_t *gpr, uint
  * OF flag is undefined. If a shift occurs, the AF flag is undefined. If
  * the count operand is greater than the operand size, the flags are
  * undefined." */
-static uint32_t shld_undef(const struct diff_form *f, const uint64_t *gpr, uint64_t fl)
+uint32_t shld_undef(const struct diff_form *f, const uint64_t *gpr, uint64_t fl)
 {
 	unsigned n = count_of(f, gpr, f->kind & 0x10);
 	uint32_t u = 0;
@@ -127,7 +128,7 @@ static uint32_t shld_undef(const struct diff_form *f, const uint64_t *gpr, uint6
 
 /* SHLD/SHRD: "If the count is greater than the operand size, the result
  * is undefined." */
-static bool shld_undef_result(const struct diff_form *f, const uint64_t *gpr, int r)
+bool shld_undef_result(const struct diff_form *f, const uint64_t *gpr, int r)
 {
 	unsigned n = count_of(f, gpr, f->kind & 0x10);
 	return n > f->size * 8u && r == (f->kind & 0xF0) >> 4 ? false : n > f->size * 8u;
@@ -135,13 +136,13 @@ static bool shld_undef_result(const struct diff_form *f, const uint64_t *gpr, in
 
 /* BSF/BSR: "If the content of the source operand is 0, the content of the
  * destination operand is undefined." */
-static bool bsf_undef_result(const struct diff_form *f, const uint64_t *gpr, int r)
+bool bsf_undef_result(const struct diff_form *f, const uint64_t *gpr, int r)
 {
 	int src = f->kind & 15, dst = f->kind >> 4;
 	return r == dst && (gpr[src] & (f->size == 8 ? ~0ULL : (1ULL << (f->size * 8)) - 1)) == 0;
 }
 
-static void setup_bt_offset(uint64_t *gpr)
+void setup_bt_offset(uint64_t *gpr)
 {
 	/* keep register bit offsets inside the data page */
 	for (int r = 0; r < 16; r++)
@@ -155,7 +156,7 @@ static void setup_div(uint64_t *gpr)
 		gpr[R_RDX] = (diff_rand() & 1) ? 0 : ~0ULL;
 }
 
-static void setup_string(uint64_t *gpr)
+void setup_string(uint64_t *gpr)
 {
 	gpr[R_RSI] = 0x10100000 + 0x400 + diff_rand() % 256;
 	gpr[R_RDI] = 0x10100000 + 0x900 + diff_rand() % 256;
@@ -1408,6 +1409,9 @@ const struct diff_form *diff_forms(unsigned *n)
 		from = nforms;
 		gen_sse42();
 		mark_needs(from, DIFF_NEEDS_SSE42);
+		gen_int_more();
+		gen_control();
+		gen_vec_more();
 	}
 	*n = nforms;
 	return forms;

@@ -1,0 +1,492 @@
+/* Integer forms beyond the families of forms.c, found by the coverage gate
+ * (coverage.c): every operand direction, accumulator and immediate form,
+ * moves, exchanges, tests, shifts by 1/CL/imm on registers and memory,
+ * x87 and cache no-ops; and control transfers and the stack (gen_control):
+ * PUSH/POP, PUSHF/POPF, ENTER/LEAVE, CALL/RET/JMP/Jcc/LOOP/JrCXZ as
+ * relative branches over a short body, so that the registers and the stack
+ * compared afterwards say which way they went. RSP points into the data
+ * page (emu_diff.c). */
+#include <stdio.h>
+#include <string.h>
+
+#include "accel/emu/cpu.h"
+#include "forms.h"
+
+#define DATA_ADDR 0x10100000UL  /* as in emu_diff.c */
+
+static const char *const alu_names[8] = { "add", "or", "adc", "sbb", "and", "sub", "xor", "cmp" };
+static const char *const shift_names[8] = { "rol", "ror", "rcl", "rcr", "shl", "shr", "sal", "sar" };
+#define ARITH_LOGIC_AF(op) (((op) == 1 || (op) == 4 || (op) == 6) ? FL_AF : 0)
+/* MUL/IMUL: "The SF, ZF, AF, and PF flags are undefined." */
+#define IMUL_UNDEF (FL_SF | FL_ZF | FL_AF | FL_PF)
+
+static struct diff_form *bytes_form(const char *name, const uint8_t *b, int n)
+{
+	struct diff_form *f = newf("%s", name);
+	for (int k = 0; k < n; k++)
+		emit(f, b[k]);
+	return f;
+}
+#define BYTES(name, ...)                                                              \
+	bytes_form(name, (const uint8_t[]){ __VA_ARGS__ }, (int)sizeof((const uint8_t[]){ __VA_ARGS__ }))
+
+static void setup_cl_small(uint64_t *gpr)
+{
+	/* SHLD/SHRD on 16-bit memory: "If the count is greater than the
+	 * operand size, the result is undefined" (memory is not masked) */
+	gpr[R_RCX] %= 17;
+}
+
+static void gen_alu_more(void)
+{
+	for (int op = 0; op < 8; op++) {
+		uint32_t undef = ARITH_LOGIC_AF(op);
+		char o[4];
+		for (int size = 1; size <= 8; size *= 2) {
+			/* reg, r/m direction with a register r/m */
+			snprintf(o, sizeof(o), "%02X", op * 8 + 2 + (size > 1));
+			struct diff_form *f = newf("%s%s r10,rsi (reg,r/m)", alu_names[op], sz(size));
+			enc(f, 0, size, o, 10, 6, false);
+			f->undef_flags = undef;
+			/* accumulator, immediate */
+			f = newf("%s%s acc,imm", alu_names[op], sz(size));
+			if (size == 2)
+				emit(f, 0x66);
+			if (size == 8)
+				emit(f, 0x48);
+			emit(f, op * 8 + 4 + (size > 1));
+			emit_imm(f, diff_rand(), size == 1 ? 1 : size == 2 ? 2 : 4);
+			f->undef_flags = undef;
+		}
+		struct diff_form *f = newf("%sb [rbx],imm8", alu_names[op]);
+		enc(f, 0, 1, "80", op, 0, true);
+		emit_imm(f, diff_rand(), 1);
+		f->undef_flags = undef;
+	}
+	for (int size = 2; size <= 8; size *= 2) {
+		struct diff_form *f = newf("imul%s rsi,rdi,imm32", sz(size));
+		enc(f, 0, size, "69", 6, 7, false);
+		emit_imm(f, diff_rand(), size == 2 ? 2 : 4);
+		f->undef_flags = IMUL_UNDEF;
+		f = newf("imul%s rdx,[rbx],imm8", sz(size));
+		enc(f, 0, size, "6B", 2, 0, true);
+		emit_imm(f, diff_rand(), 1);
+		f->undef_flags = IMUL_UNDEF;
+	}
+}
+
+static void gen_test_xchg_mov(void)
+{
+	/* TEST: "The state of the AF flag is undefined." */
+	for (int size = 1; size <= 8; size *= 2) {
+		const char *rm = size == 1 ? "84" : "85";
+		struct diff_form *f = newf("test%s [rbx],rcx", sz(size));
+		enc(f, 0, size, rm, 1, 0, true);
+		f->undef_flags = FL_AF;
+		f = newf("test%s acc,imm", sz(size));
+		if (size == 2)
+			emit(f, 0x66);
+		if (size == 8)
+			emit(f, 0x48);
+		emit(f, size == 1 ? 0xA8 : 0xA9);
+		emit_imm(f, diff_rand(), size == 1 ? 1 : size == 2 ? 2 : 4);
+		f->undef_flags = FL_AF;
+		/* F6/F7 /0 and its alias /1 */
+		for (int reg = 0; reg < 2; reg++)
+			for (int mem = 0; mem < 2; mem++) {
+				f = newf("test%s %s,imm (/%d)", sz(size), mem ? "[rbx]" : "r13", reg);
+				enc(f, 0, size, size == 1 ? "F6" : "F7", reg, 13, mem);
+				emit_imm(f, diff_rand(), size == 1 ? 1 : size == 2 ? 2 : 4);
+				f->undef_flags = FL_AF;
+			}
+		/* XCHG and MOV with register operands both ways */
+		f = newf("xchg%s r9,rdx", sz(size));
+		enc(f, 0, size, size == 1 ? "86" : "87", 9, 2, false);
+		f = newf("xchg%s [rbx],rdi", sz(size));
+		enc(f, 0, size, size == 1 ? "86" : "87", 7, 0, true);
+		f = newf("mov%s r11,rax (89)", sz(size));
+		enc(f, 0, size, size == 1 ? "88" : "89", 0, 11, false);
+		f = newf("mov%s rax,r11 (8b)", sz(size));
+		enc(f, 0, size, size == 1 ? "8A" : "8B", 0, 11, false);
+		f = newf("mov%s rsi,[rbx]", sz(size));
+		enc(f, 0, size, size == 1 ? "8A" : "8B", 6, 0, true);
+		f = newf("mov%s [rbx],r8", sz(size));
+		enc(f, 0, size, size == 1 ? "88" : "89", 8, 0, true);
+		f = newf("mov%s r14,imm (c6/c7)", sz(size));
+		enc(f, 0, size, size == 1 ? "C6" : "C7", 0, 14, false);
+		emit_imm(f, diff_rand(), size == 1 ? 1 : size == 2 ? 2 : 4);
+	}
+	for (int r = 0; r < 8; r++) {
+		struct diff_form *f;
+		if (r != 4) { /* xchg rsp would move the stack */
+			static const char *const r64[8] = { "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi" };
+			f = newf("xchg rax,%s (9x)", r64[r]);
+			emit(f, 0x48);
+			emit(f, 0x90 + r);
+		}
+		f = newf("xchg eax,r%dd (9x)", 8 + r);
+		emit(f, 0x41);
+		emit(f, 0x90 + r);
+		f = newf("movb r%db,imm8 (b%x)", 8 + r, r);
+		emit(f, 0x41);
+		emit(f, 0xB0 + r);
+		emit_imm(f, diff_rand(), 1);
+		f = newf("movb reg%d,imm8 (b%x, no REX: ah..bh)", r, r);
+		emit(f, 0xB0 + r);
+		emit_imm(f, diff_rand(), 1);
+		f = newf("movl r%dd,imm32 (b%x)", 8 + r, 8 + r);
+		emit(f, 0x41);
+		emit(f, 0xB8 + r);
+		emit_imm(f, diff_rand(), 4);
+		f = newf("movq r%d,imm64 (b%x)", 8 + r, 8 + r);
+		emit(f, 0x49);
+		emit(f, 0xB8 + r);
+		emit_imm(f, diff_rand_value(), 8);
+		f = newf("movw r%dw,imm16 (b%x)", 8 + r, 8 + r);
+		emit(f, 0x66);
+		emit(f, 0x41);
+		emit(f, 0xB8 + r);
+		emit_imm(f, diff_rand(), 2);
+	}
+	/* MOV with a 64-bit absolute address (moffs) */
+	static const struct { const char *n; uint8_t pfx, op; } moffs[] = {
+		{ "movb al,[moffs]", 0, 0xA0 }, { "movq rax,[moffs]", 0x48, 0xA1 }, { "movw ax,[moffs]", 0x66, 0xA1 },
+		{ "movb [moffs],al", 0, 0xA2 }, { "movl [moffs],eax", 0, 0xA3 }, { "movq [moffs],rax", 0x48, 0xA3 },
+	};
+	for (unsigned k = 0; k < sizeof(moffs) / sizeof(moffs[0]); k++) {
+		struct diff_form *f = newf("%s", moffs[k].n);
+		if (moffs[k].pfx)
+			emit(f, moffs[k].pfx);
+		emit(f, moffs[k].op);
+		emit_imm(f, DATA_ADDR + 0x100 + k * 8 + 3, 8);
+	}
+	/* LOCK on what cannot be locked: #UD */
+	BYTES("lock add rcx,rax (#UD)", 0xF0, 0x48, 0x01, 0xC1);
+	BYTES("lock cmp [rbx],ecx (#UD)", 0xF0, 0x39, 0x0B);
+	BYTES("lock mov [rbx],ecx (#UD)", 0xF0, 0x89, 0x0B);
+	BYTES("lock bt [rbx],ecx (#UD)", 0xF0, 0x0F, 0xA3, 0x0B);
+	BYTES("lock inc edx (#UD)", 0xF0, 0xFF, 0xC2);
+	BYTES("lock nop (#UD)", 0xF0, 0x90);
+	BYTES("lock movdqa xmm1,[rbx] (#UD)", 0xF0, 0x66, 0x0F, 0x6F, 0x0B);
+	BYTES("lock fld st1 (#UD)", 0xF0, 0xD9, 0xC1);
+	BYTES("xlat", 0xD7);
+	BYTES("xlat (rex.w)", 0x48, 0xD7);
+	BYTES("std", 0xFD);
+	BYTES("fwait", 0x9B);
+	BYTES("pause", 0xF3, 0x90);
+}
+
+static void gen_shift_more(void)
+{
+	for (int op = 0; op < 8; op++)
+		for (int size = 1; size <= 8; size *= 2) {
+			/* by 1 on a register, by CL and by imm8 on memory; /6 is SHL's alias */
+			struct diff_form *f = newf("%s%s r15,1", shift_names[op], sz(size));
+			enc(f, 0, size, size == 1 ? "D0" : "D1", op, 15, false);
+			f->kind = (uint8_t)(op | 0x20);
+			f->undef_flags_fn = shift_undef;
+			f = newf("%s%s [rbx],cl", shift_names[op], sz(size));
+			enc(f, 0, size, size == 1 ? "D2" : "D3", op, 0, true);
+			f->kind = (uint8_t)(op | 0x10);
+			f->undef_flags_fn = shift_undef;
+			f = newf("%s%s [rbx],imm8", shift_names[op], sz(size));
+			enc(f, 0, size, size == 1 ? "C0" : "C1", op, 0, true);
+			emit(f, (int)(diff_rand() % 70));
+			f->kind = (uint8_t)op;
+			f->undef_flags_fn = shift_undef;
+			if (op == 6) {
+				f = newf("sal%s r12,cl", sz(size));
+				enc(f, 0, size, size == 1 ? "D2" : "D3", op, 12, false);
+				f->kind = (uint8_t)(op | 0x10);
+				f->undef_flags_fn = shift_undef;
+				f = newf("sal%s rax,imm8", sz(size));
+				enc(f, 0, size, size == 1 ? "C0" : "C1", op, 0, false);
+				emit(f, (int)(diff_rand() % 70));
+				f->kind = (uint8_t)op;
+				f->undef_flags_fn = shift_undef;
+				f = newf("sal%s [rbx],1", sz(size));
+				enc(f, 0, size, size == 1 ? "D0" : "D1", op, 0, true);
+				f->kind = (uint8_t)(op | 0x20);
+				f->undef_flags_fn = shift_undef;
+			}
+		}
+	for (int size = 2; size <= 8; size *= 2)
+		for (int right = 0; right < 2; right++) {
+			struct diff_form *f = newf("sh%sd%s r13,r14,imm8", right ? "r" : "l", sz(size));
+			enc(f, 0, size, right ? "0FAC" : "0FA4", 14, 13, false);
+			emit(f, (int)(diff_rand() % 40));
+			f->undef_flags_fn = shld_undef;
+			f->undef_result = shld_undef_result;
+			f = newf("sh%sd%s [rbx],rdx,cl", right ? "r" : "l", sz(size));
+			enc(f, 0, size, right ? "0FAD" : "0FA5", 2, 0, true);
+			f->kind = 0x10;
+			f->undef_flags_fn = shld_undef;
+			f->setup = setup_cl_small;
+		}
+}
+
+static void gen_0f_more(void)
+{
+	for (int cc = 0; cc < 16; cc++) {
+		char o[8];
+		snprintf(o, sizeof(o), "0F%02X", 0x40 + cc);
+		struct diff_form *f = newf("cmov%x rdx,[rbx]", cc);
+		enc(f, 0, 8, o, 2, 0, true);
+		f = newf("cmov%xw r9,[rbx]", cc);
+		enc(f, 0, 2, o, 9, 0, true);
+		f = newf("set%x [rbx]", cc);
+		emit(f, 0x0F);
+		emit(f, 0x90 + cc);
+		emit(f, 0x03);
+	}
+	/* BT*: "The ZF flag is unaffected. The OF, SF, AF, and PF flags are undefined." */
+	for (int k = 0; k < 4; k++)
+		for (int size = 2; size <= 8; size *= 2) {
+			static const char *const bt_names[4] = { "bt", "bts", "btr", "btc" };
+			struct diff_form *f = newf("%s%s r11,imm8", bt_names[k], sz(size));
+			enc(f, 0, size, "0FBA", 4 + k, 11, false);
+			emit(f, (int)(diff_rand() & 0xFF));
+			f->undef_flags = FL_OF | FL_SF | FL_AF | FL_PF;
+		}
+	for (int size = 2; size <= 8; size *= 2) {
+		for (int r = 0; r < 2; r++) {
+			/* BSF/BSR: "The CF, OF, SF, AF, and PF flags are undefined." The
+			 * destination for a zero source ("undefined") is compared: the
+			 * hardware leaves it unchanged, and so does the emulator. */
+			struct diff_form *f = newf("%s%s rdx,[rbx]", r ? "bsr" : "bsf", sz(size));
+			enc(f, 0, size, r ? "0FBD" : "0FBC", 2, 0, true);
+			f->undef_flags = FL_CF | FL_OF | FL_SF | FL_AF | FL_PF;
+		}
+		struct diff_form *f = newf("popcnt%s rdx,[rbx]", sz(size));
+		enc(f, 0xF3, size, "0FB8", 2, 0, true);
+		f = newf("xadd%s r9,rsi", sz(size));
+		enc(f, 0, size, "0FC1", 6, 9, false);
+	}
+	struct diff_form *f = BYTES("lock cmpxchgb [rbx],sil", 0xF0, 0x40, 0x0F, 0xB0, 0x33);
+	f = newf("cmpxchgb dil,sil");
+	enc(f, 0, 1, "0FB0", 6, 7, false);
+	memmove(f->bytes + 1, f->bytes, f->len);
+	f->bytes[0] = 0x40;
+	f->len++;
+	f = newf("cmpxchgb ah,cl");
+	enc(f, 0, 1, "0FB0", 1, 4, false);
+	f = newf("lock xaddb [rbx],dl");
+	emit(f, 0xF0);
+	enc(f, 0, 1, "0FC0", 2, 0, true);
+	f = newf("xaddb ch,bl");
+	enc(f, 0, 1, "0FC0", 3, 5, false);
+	for (int r = 0; r < 8; r++) {
+		f = newf("bswapq r%d", 8 + r);
+		emit(f, 0x49);
+		emit(f, 0x0F);
+		emit(f, 0xC8 + r);
+		f = newf("bswapl r%dd", 8 + r);
+		emit(f, 0x41);
+		emit(f, 0x0F);
+		emit(f, 0xC8 + r);
+	}
+	f = newf("rep cmpxchg8b [rbx]");
+	emit(f, 0xF3);
+	emit(f, 0x0F);
+	emit(f, 0xC7);
+	emit(f, 0x0B);
+	/* hint NOPs and prefetches: no architectural effect */
+	for (int reg = 0; reg < 8; reg++)
+		for (int mem = 0; mem < 2; mem++) {
+			f = newf("prefetch 0f18 /%d %s", reg, mem ? "[rbx]" : "rax");
+			enc(f, 0, 4, "0F18", reg, 0, mem);
+			f = newf("prefetch 0f0d /%d %s", reg, mem ? "[rbx]" : "rax");
+			enc(f, 0, 4, "0F0D", reg, 0, mem);
+		}
+	for (int op = 0x19; op <= 0x1F; op++)
+		for (int mem = 0; mem < 2; mem++) {
+			char o[8];
+			snprintf(o, sizeof(o), "0F%02X", op);
+			f = newf("nop 0f%02x %s", op, mem ? "[rbx]" : "rcx");
+			enc(f, 0, 4, o, 2, 1, mem);
+		}
+	f = newf("endbr64");
+	emit(f, 0xF3); emit(f, 0x0F); emit(f, 0x1E); emit(f, 0xFA);
+	/* fences, CLFLUSH, MXCSR and FXSAVE/FXRSTOR through memory */
+	BYTES("lfence", 0x0F, 0xAE, 0xE8);
+	BYTES("mfence", 0x0F, 0xAE, 0xF0);
+	BYTES("sfence", 0x0F, 0xAE, 0xF8);
+	BYTES("clflush [rbx]", 0x0F, 0xAE, 0x3B);
+	BYTES("stmxcsr [rbx]", 0x0F, 0xAE, 0x1B);
+	/* FXSAVE: FOP, FIP and FDP (bytes 6-23) are implementation-specific,
+	 * and so are MXCSR_MASK's bits above 15 (bytes 28-31: AMD's MM bit
+	 * 17): the forms clear them with `and dword [rbx+28],0xffff` */
+	f = BYTES("fxsave [rbx]", 0x0F, 0xAE, 0x03, 0x81, 0x63, 0x1C, 0xFF, 0xFF, 0x00, 0x00);
+	f->mem_skip_off = 6;
+	f->mem_skip_len = 18;
+	f = BYTES("fxsave64 [rbx]", 0x48, 0x0F, 0xAE, 0x03, 0x81, 0x63, 0x1C, 0xFF, 0xFF, 0x00, 0x00);
+	f->mem_skip_off = 6;
+	f->mem_skip_len = 18;
+	/* FXRSTOR of an image FXSAVE wrote, with ST0 and XMM2 changed in memory */
+	f = BYTES("fxsave; change; fxrstor", 0x0F, 0xAE, 0x03, 0x88, 0x43, 0x21, 0x88, 0x83, 0xC5, 0x00, 0x00, 0x00,
+		  0x0F, 0xAE, 0x0B, 0x81, 0x63, 0x1C, 0xFF, 0xFF, 0x00, 0x00);
+	f->mem_skip_off = 6;
+	f->mem_skip_len = 18;
+	f = BYTES("fxsave64; fxrstor64", 0x48, 0x0F, 0xAE, 0x03, 0x48, 0x0F, 0xAE, 0x0B, 0x81, 0x63, 0x1C, 0xFF, 0xFF,
+		  0x00, 0x00);
+	f->mem_skip_off = 6;
+	f->mem_skip_len = 18;
+	/* a REP prefix on group 15 memory forms */
+	for (int reg = 0; reg < 8; reg++) {
+		if (reg == 4 || reg == 5 || reg == 6)
+			continue;
+		f = newf("f3 0f ae /%d [rbx]", reg);
+		emit(f, 0xF3);
+		enc(f, 0, 4, "0FAE", reg, 0, true);
+		f->mem_skip_off = 6;
+		f->mem_skip_len = 18;
+	}
+}
+
+/* x87 encodings without an ST(i) operand that forms.c leaves out:
+ * FENI/FDISI/FSETPM (no-ops since the 80287), DB E5-E7, FFREEP. */
+static void gen_x87_more(void)
+{
+	for (int rm = 0; rm < 8; rm++) {
+		if (rm == 2 || rm == 3)
+			continue; /* FNCLEX, FNINIT: forms.c */
+		struct diff_form *f = newf("db e%d", rm);
+		emit(f, 0xDB);
+		emit(f, 0xE0 + rm);
+	}
+	/* FFREEP (undocumented; FFREE's flags): "C0, C1, C2, C3 undefined" */
+	struct diff_form *f = newf("ffreep st1");
+	emit(f, 0xDF);
+	emit(f, 0xC1);
+	f->st_valid = 2;
+	f->fsw_undef = FSW_CC;
+}
+
+void gen_int_more(void)
+{
+	gen_alu_more();
+	gen_test_xchg_mov();
+	gen_shift_more();
+	gen_0f_more();
+	gen_x87_more();
+}
+
+/* ------------------------------------------------------------------ */
+/* control transfers and the stack */
+
+static void setup_rbp(uint64_t *gpr)
+{
+	gpr[R_RBP] = DATA_ADDR + 0x1000 + (diff_rand() % 64) * 8;
+}
+
+/* POPF at CPL 3 with IOPL 0: the arithmetic flags, DF, AC... may change;
+ * IF and IOPL must not (no fault); RF comes out 0. TF and AC stay clear
+ * (a trap, alignment checks in the test program). */
+static void setup_popf(uint64_t *gpr)
+{
+	gpr[R_RCX] = (gpr[R_RCX] & 0x213ED5) | 2;
+}
+
+void gen_control(void)
+{
+	/* PUSH/POP of every register, 64 and 16 bits */
+	static const char *const reg64[8] = { "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi" };
+	for (int r = 0; r < 8; r++) {
+		char nm[48];
+		snprintf(nm, sizeof(nm), "push %s", reg64[r]);
+		BYTES(nm, 0x50 + r);
+		snprintf(nm, sizeof(nm), "pop r%d", 8 + r);
+		BYTES(nm, 0x41, 0x58 + r);
+		if (r != 3) { /* pop rbx: the memory operand's base, keep it */
+			snprintf(nm, sizeof(nm), "pop %s", reg64[r]);
+			BYTES(nm, 0x58 + r);
+		}
+		snprintf(nm, sizeof(nm), "pushw r%dw", 8 + r);
+		BYTES(nm, 0x66, 0x41, 0x50 + r);
+		snprintf(nm, sizeof(nm), "popw r%dw", 8 + r);
+		BYTES(nm, 0x66, 0x41, 0x58 + r);
+	}
+	struct diff_form *f = BYTES("push imm32", 0x68, 0x88, 0x99, 0xAA, 0xBB);
+	f = BYTES("push simm8", 0x6A, 0x80);
+	f = BYTES("pushw imm16", 0x66, 0x68, 0x34, 0x12);
+	f = BYTES("pop r10 (8f)", 0x41, 0x8F, 0xC2);
+	f = BYTES("pop [rbx] (8f)", 0x8F, 0x03);
+	for (int reg = 1; reg < 8; reg++) {
+		char nm[48];
+		snprintf(nm, sizeof(nm), "8f /%d [rbx] (#UD)", reg);
+		BYTES(nm, 0x8F, 0x03 | reg << 3, 0, 0, 0, 0, 0);
+		snprintf(nm, sizeof(nm), "8f /%d rax (#UD)", reg);
+		BYTES(nm, 0x8F, 0xC0 | reg << 3, 0, 0, 0, 0, 0);
+	}
+	f = BYTES("popw [rbx] (8f)", 0x66, 0x8F, 0x03);
+	f = BYTES("push r10 (ff /6)", 0x41, 0xFF, 0xF2);
+	f = BYTES("push [rbx] (ff /6)", 0xFF, 0x33);
+	f = BYTES("pushw [rbx] (ff /6)", 0x66, 0xFF, 0x33);
+	f = BYTES("pushfq", 0x9C);
+	f = BYTES("pushfw", 0x66, 0x9C);
+	f = BYTES("push rcx; popfq; pushfq; pop rdx", 0x51, 0x9D, 0x9C, 0x5A);
+	f->setup = setup_popf;
+	f = BYTES("push rcx; popfw; pushfq; pop rdx", 0x51, 0x66, 0x9D, 0x9C, 0x5A);
+	f->setup = setup_popf;
+	/* ENTER/LEAVE: nesting levels copy frame pointers from [rbp] down */
+	static const uint8_t enter[][2] = { { 16, 0 }, { 8, 1 }, { 32, 2 }, { 0, 5 } };
+	for (unsigned k = 0; k < 4; k++) {
+		f = newf("enter %d,%d", enter[k][0], enter[k][1]);
+		emit(f, 0xC8);
+		emit(f, enter[k][0]);
+		emit(f, 0);
+		emit(f, enter[k][1]);
+		f->setup = setup_rbp;
+		f = newf("enter %d,%d; leave", enter[k][0], enter[k][1]);
+		emit(f, 0xC8);
+		emit(f, enter[k][0]);
+		emit(f, 0);
+		emit(f, enter[k][1]);
+		emit(f, 0xC9);
+		f->setup = setup_rbp;
+	}
+	f = BYTES("leave", 0xC9);
+	f->setup = setup_rbp;
+	f = BYTES("leavew", 0x66, 0xC9);
+	f->setup = setup_rbp;
+
+	/* conditional branches over `inc eax`, after the random flags and
+	 * fused with a CMP/TEST before them (fast.c) */
+	for (int cc = 0; cc < 16; cc++) {
+		f = newf("j%x rel8", cc);
+		emit(f, 0x70 + cc); emit(f, 2); emit(f, 0xFF); emit(f, 0xC0);
+		f = newf("j%x rel32", cc);
+		emit(f, 0x0F); emit(f, 0x80 + cc); emit_imm(f, 2, 4); emit(f, 0xFF); emit(f, 0xC0);
+		f = newf("cmp rcx,rdx; j%x", cc);
+		emit(f, 0x48); emit(f, 0x39); emit(f, 0xD1);
+		emit(f, 0x70 + cc); emit(f, 2); emit(f, 0xFF); emit(f, 0xC0);
+		f = newf("cmp esi,imm8; j%x rel32", cc);
+		emit(f, 0x83); emit(f, 0xFE); emit_imm(f, diff_rand(), 1);
+		emit(f, 0x0F); emit(f, 0x80 + cc); emit_imm(f, 2, 4); emit(f, 0xFF); emit(f, 0xC0);
+		f = newf("test rdi,r8; j%x", cc);
+		emit(f, 0x4C); emit(f, 0x85); emit(f, 0xC7);
+		emit(f, 0x70 + cc); emit(f, 2); emit(f, 0xFF); emit(f, 0xC0);
+	}
+	static const char *const loops[4] = { "loopne", "loope", "loop", "jrcxz" };
+	for (int k = 0; k < 4; k++) {
+		f = newf("%s", loops[k]);
+		emit(f, 0xE0 + k); emit(f, 2); emit(f, 0xFF); emit(f, 0xC0);
+		f = newf("%s (67: ecx)", loops[k]);
+		emit(f, 0x67); emit(f, 0xE0 + k); emit(f, 2); emit(f, 0xFF); emit(f, 0xC0);
+	}
+	f = BYTES("jmp rel8", 0xEB, 0x02, 0xFF, 0xC0);
+	f = BYTES("jmp rel32", 0xE9, 0x02, 0x00, 0x00, 0x00, 0xFF, 0xC0);
+	/* CALL pushes the return address; the form pops it into RCX */
+	f = BYTES("call rel32; pop rcx", 0xE8, 0x02, 0x00, 0x00, 0x00, 0xFF, 0xC0, 0x59);
+	f = BYTES("call; jmp; ret", 0xE8, 0x02, 0x00, 0x00, 0x00, 0xEB, 0x01, 0xC3);
+	f = BYTES("call; jmp; ret 16", 0xE8, 0x02, 0x00, 0x00, 0x00, 0xEB, 0x03, 0xC2, 0x10, 0x00);
+	/* indirect: the target from a RIP-relative LEA, in a register or [rbx] */
+	f = BYTES("lea rdx,[rip]; jmp rdx", 0x48, 0x8D, 0x15, 0x04, 0x00, 0x00, 0x00, 0xFF, 0xE2, 0xFF, 0xC0);
+	f = BYTES("lea; mov [rbx]; jmp [rbx]", 0x48, 0x8D, 0x15, 0x07, 0x00, 0x00, 0x00, 0x48, 0x89, 0x13, 0xFF, 0x23,
+		  0xFF, 0xC0);
+	f = BYTES("lea rdx,[rip]; call rdx; pop rcx", 0x48, 0x8D, 0x15, 0x04, 0x00, 0x00, 0x00, 0xFF, 0xD2, 0xFF,
+		  0xC0, 0x59);
+	f = BYTES("lea; mov [rbx]; call [rbx]; pop rcx", 0x48, 0x8D, 0x15, 0x07, 0x00, 0x00, 0x00, 0x48, 0x89, 0x13,
+		  0xFF, 0x13, 0xFF, 0xC0, 0x59);
+	(void)f;
+}
