@@ -4,13 +4,14 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "accel/emu/cpu.h"
 #include "diff.h"
 #include "forms.h"
 
-#define MAX_FORMS 4096
+#define MAX_FORMS 8192
 static struct diff_form forms[MAX_FORMS];
 static unsigned nforms;
 
@@ -24,8 +25,10 @@ static const int pairs[][2] = { { 0, 1 }, { 2, 9 }, { 14, 6 }, { 5, 11 }, { 7, 0
 
 struct diff_form *newf(const char *fmt, ...)
 {
-	if (nforms == MAX_FORMS)
-		return &forms[MAX_FORMS - 1];
+	if (nforms == MAX_FORMS) {
+		fprintf(stderr, "emu-diff: more than %d forms: raise MAX_FORMS\n", MAX_FORMS);
+		abort();
+	}
 	struct diff_form *f = &forms[nforms++];
 	memset(f, 0, sizeof(*f));
 	va_list ap;

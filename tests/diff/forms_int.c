@@ -362,8 +362,112 @@ static void gen_x87_more(void)
 	f->fsw_undef = FSW_CC;
 }
 
+/* ------------------------------------------------------------------ */
+/* addressing: ModRM/SIB/displacement forms (forms elsewhere use [rbx]) */
+
+/* LEA computes the address without touching memory: any register
+ * contents. dst, mod, rm (0-15 with REX.B), and for rm 4: SIB. */
+static void lea_form(int size, bool a32, int mod, int rm, int scale, int index, int base)
+{
+	static const char *const r64[16] = { "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+					     "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15" };
+	const int dst = 10;
+	char addr[40];
+	if ((rm & 7) == 4)
+		snprintf(addr, sizeof(addr), "%s+%s*%d", (base & 7) == 5 && mod == 0 ? "-" : r64[base],
+			 index == 4 ? "-" : r64[index], 1 << scale);
+	else
+		snprintf(addr, sizeof(addr), "%s", (rm & 7) == 5 && mod == 0 ? "rip" : r64[rm]);
+	struct diff_form *f = newf("lea%s%s [%s]%s", sz(size), a32 ? " (67)" : "", addr,
+				   mod == 1 ? "+d8" : mod == 2 || ((rm & 7) == 5 && mod == 0) ? "+d32" : "");
+	if (a32)
+		emit(f, 0x67);
+	if (size == 2)
+		emit(f, 0x66);
+	int b = (rm & 7) == 4 ? base : rm;
+	int rex = 0x40 | (size == 8 ? 8 : 0) | (dst >= 8 ? 4 : 0) | ((rm & 7) == 4 && index >= 8 ? 2 : 0) | (b >= 8 ? 1 : 0);
+	emit(f, rex);
+	emit(f, 0x8D);
+	emit(f, mod << 6 | (dst & 7) << 3 | (rm & 7));
+	if ((rm & 7) == 4)
+		emit(f, scale << 6 | (index & 7) << 3 | (base & 7));
+	bool disp32 = mod == 2 || (mod == 0 && ((rm & 7) == 5 || ((rm & 7) == 4 && (base & 7) == 5)));
+	if (mod == 1)
+		emit_imm(f, diff_rand(), 1);
+	else if (disp32)
+		emit_imm(f, diff_rand_value(), 4);
+}
+
+/* base and index registers of the memory forms: bases in the data page,
+ * indexes small */
+static void setup_addr(uint64_t *gpr)
+{
+	gpr[R_RSI] = DATA_ADDR + 0x200 + diff_rand() % 256;
+	gpr[R_RBP] = DATA_ADDR + 0x300 + diff_rand() % 256;
+	gpr[R_R12] = DATA_ADDR + 0x400 + diff_rand() % 256;
+	gpr[R_R13] = DATA_ADDR + 0x500 + diff_rand() % 256;
+	gpr[R_RDI] = diff_rand() % 64;
+	gpr[R_R9] = diff_rand() % 64;
+}
+
+static void gen_addressing(void)
+{
+	for (int mod = 0; mod < 3; mod++)
+		for (int rm = 0; rm < 16; rm++) {
+			if ((rm & 7) == 4)
+				continue;
+			lea_form(8, false, mod, rm, 0, 0, 0);
+		}
+	for (int mod = 0; mod < 3; mod++) {
+		for (int base = 0; base < 16; base++)
+			lea_form(8, false, mod, 4, (int)(diff_rand() % 4), 1, base);
+		for (int index = 0; index < 16; index++)
+			lea_form(8, false, mod, 4, (int)(diff_rand() % 4), index, 0);
+		for (int scale = 0; scale < 4; scale++)
+			lea_form(8, false, mod, 4, scale, 14, 13);
+	}
+	/* 32-bit addresses (67: wrap at 4 GiB), 32- and 16-bit destinations */
+	static const int sib[][3] = { { 0, 1, 2 }, { 3, 5, 5 }, { 2, 12, 4 }, { 1, 4, 13 } };
+	for (int mod = 0; mod < 3; mod++)
+		for (unsigned k = 0; k < 4; k++) {
+			lea_form(8, true, mod, 4, sib[k][0], sib[k][1], sib[k][2]);
+			lea_form(4, false, mod, 4, sib[k][0], sib[k][1], sib[k][2]);
+			lea_form(2, false, mod, 4, sib[k][0], sib[k][1], sib[k][2]);
+			lea_form(4, true, mod, k == 3 ? 13 : 5, 0, 0, 0);
+		}
+	/* loads, stores and read-modify-write through SIB and displacements
+	 * (the fast paths' [base+disp] forms among them) */
+	static const struct { const char *n; uint8_t b[9]; int len; } mem[] = {
+		{ "mov rax,[rsi+rdi*4+d8]", { 0x48, 0x8B, 0x44, 0xBE, 0x10 }, 5 },
+		{ "mov rdx,[rbp+d8]", { 0x48, 0x8B, 0x55, 0xF8 }, 4 },
+		{ "mov ecx,[r12+d32]", { 0x41, 0x8B, 0x8C, 0x24, 0x40, 0x01, 0x00, 0x00 }, 8 },
+		{ "mov r8,[r13+r9*8]", { 0x4F, 0x8B, 0x44, 0xCD, 0x00 }, 5 },
+		{ "mov r11d,[rsp+d8]", { 0x44, 0x8B, 0x5C, 0x24, 0xF0 }, 5 },
+		{ "mov [rsi+rdi*2+d32],rdx", { 0x48, 0x89, 0x94, 0x7E, 0x00, 0x01, 0x00, 0x00 }, 8 },
+		{ "mov [rbp+r9*1],cl", { 0x42, 0x88, 0x4C, 0x0D, 0x00 }, 5 },
+		{ "movzx eax,word [r12+rdi*8+d8]", { 0x41, 0x0F, 0xB7, 0x44, 0xFC, 0x08 }, 6 },
+		{ "add [r13+rdi*2-8],rax", { 0x49, 0x01, 0x44, 0x7D, 0xF8 }, 5 },
+		{ "sub rcx,[rsi+d8]", { 0x48, 0x2B, 0x4E, 0x18 }, 4 },
+		{ "cmp [rbp+rdi*4],edx", { 0x39, 0x54, 0xBD, 0x00 }, 4 },
+		{ "inc qword [rsi+r9*8+d8]", { 0x4A, 0xFF, 0x44, 0xCE, 0x20 }, 5 },
+		{ "mov eax,[esi+edi*4+d8] (67)", { 0x67, 0x8B, 0x44, 0xBE, 0x10 }, 5 },
+		{ "movdqu xmm3,[rsi+rdi*1+d8]", { 0xF3, 0x0F, 0x6F, 0x5C, 0x3E, 0x07 }, 6 },
+		{ "fld qword [r13+r9*8]", { 0x43, 0xDD, 0x44, 0xCD, 0x00 }, 5 },
+	};
+	for (unsigned k = 0; k < sizeof(mem) / sizeof(mem[0]); k++) {
+		struct diff_form *f = bytes_form(mem[k].n, mem[k].b, mem[k].len);
+		f->setup = setup_addr;
+		if (mem[k].b[1] == 0xDD)
+			f->st_free = 1; /* FLD pushes into an empty register */
+	}
+	/* RIP-relative loads of the instruction's own bytes */
+	BYTES("mov eax,[rip-6]", 0x8B, 0x05, 0xFA, 0xFF, 0xFF, 0xFF);
+	BYTES("cmp [rip-6],cl", 0x38, 0x0D, 0xFA, 0xFF, 0xFF, 0xFF);
+}
+
 void gen_int_more(void)
 {
+	gen_addressing();
 	gen_alu_more();
 	gen_test_xchg_mov();
 	gen_shift_more();
