@@ -356,6 +356,22 @@ static void mark_forms(struct probe *p)
 	}
 }
 
+/* The handler the decoder picks for a key (with the generic handlers). */
+static const char *key_handler(struct probe *p, const struct key *k)
+{
+	probe_reset(p, 3);
+	synth(p->code, k, k->reg != ANY ? k->reg : 0, k->rm != ANY ? k->rm : 1, k->kind != K_NOMODRM);
+	struct insn i;
+	if (setjmp(p->c->fault_jmp))
+		return "?";
+	bool fast = emu_no_fast_paths;
+	emu_no_fast_paths = true;
+	decode_insn(p->c, &i);
+	emu_no_fast_paths = fast;
+	const char *name = diff_symbol_of((const void *)i.fn);
+	return name ? name : "?";
+}
+
 int diff_coverage(bool verbose)
 {
 	struct probe p = { .m = harness_new(COV_RAM, 1) };
@@ -413,10 +429,10 @@ int diff_coverage(bool verbose)
 		} else if (state[x] & S_EXCLUDED) {
 			excluded++;
 			if (verbose)
-				printf("  excluded  %-20s\n", s);
+				printf("  excluded  %-20s (%s)\n", s, key_handler(&p, &k));
 		} else {
 			gaps++;
-			printf("  UNCOVERED %s\n", s);
+			printf("  UNCOVERED %-20s (handler %s)\n", s, key_handler(&p, &k));
 		}
 	}
 	printf("coverage: %u implemented encodings: %u covered by %u forms, %u excluded (unit tests), "

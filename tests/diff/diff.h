@@ -63,6 +63,8 @@ const struct diff_exclusion *diff_exclusions(unsigned *n);
 /* The coverage gate (coverage.c): 0 if every implemented encoding has a
  * form or an exclusion. */
 int diff_coverage(bool verbose);
+/* the name of the function at addr (symbols.c), NULL if unknown */
+const char *diff_symbol_of(const void *addr);
 uint64_t diff_rand(void);
 uint64_t diff_rand_value(void);
 uint64_t diff_rand_fp(int lane_bytes);
