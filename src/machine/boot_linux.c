@@ -235,7 +235,9 @@ static int try_host_decompress(struct boot_ctx *c, const struct bzimage *b, uint
 	uint8_t *elf = NULL;
 	size_t elf_len = 0;
 	const char *why = NULL;
-	bool cached = kcache_lookup(payload, b->payload_length, out_size, &elf, &elf_len) == 1;
+	struct kcache_key key;
+	kcache_key(&key, payload, b->payload_length);
+	bool cached = kcache_lookup(&key, out_size, &elf, &elf_len) == 1;
 	int r = 0;
 	if (!cached)
 		r = payload_decompress(f, payload, b->payload_length, out_size, &elf, &elf_len, &why);
@@ -259,7 +261,7 @@ static int try_host_decompress(struct boot_ctx *c, const struct bzimage *b, uint
 	if (cached)
 		free(elf);
 	else
-		kcache_store(payload, b->payload_length, elf, elf_len); /* takes elf */
+		kcache_store(&key, elf, elf_len); /* takes elf */
 	/* The decompressor would have worked in [load, load + init_size):
 	 * keep the initrd out of it all the same. */
 	c->kernel_end = MAX(c->kernel_end, (b->load_addr + b->init_size + 0xFFF) & ~0xFFFULL);

@@ -60,22 +60,29 @@ static int cache_dir(char *buf, size_t len)
 	return 0;
 }
 
-static int entry_path(char *buf, size_t len, const char *dir, const uint8_t *payload, size_t plen)
+void kcache_key(struct kcache_key *k, const uint8_t *payload, size_t len)
 {
-	gchar *key = g_compute_checksum_for_data(G_CHECKSUM_SHA256, payload, plen);
-	if (!key)
+	k->hex[0] = '\0';
+	gchar *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, payload, len);
+	if (sum && strlen(sum) == 64)
+		memcpy(k->hex, sum, 65);
+	g_free(sum);
+}
+
+static int entry_path(char *buf, size_t len, const char *dir, const struct kcache_key *k)
+{
+	if (!k->hex[0])
 		return -1;
-	int n = snprintf(buf, len, "%s/%s.zst", dir, key);
-	g_free(key);
+	int n = snprintf(buf, len, "%s/%s.zst", dir, k->hex);
 	return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
-int kcache_lookup(const uint8_t *payload, size_t len, size_t max_len, uint8_t **out, size_t *out_len)
+int kcache_lookup(const struct kcache_key *k, size_t max_len, uint8_t **out, size_t *out_len)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 80];
 	*out = NULL;
 	*out_len = 0;
-	if (cache_dir(dir, sizeof(dir)) < 0 || entry_path(path, sizeof(path), dir, payload, len) < 0)
+	if (cache_dir(dir, sizeof(dir)) < 0 || entry_path(path, sizeof(path), dir, k) < 0)
 		return 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -267,11 +274,11 @@ void kcache_flush(void)
 	pthread_mutex_unlock(&store_lock);
 }
 
-void kcache_store(const uint8_t *payload, size_t len, uint8_t *raw, size_t raw_len)
+void kcache_store(const struct kcache_key *k, uint8_t *raw, size_t raw_len)
 {
 	struct store_job *j = calloc(1, sizeof(*j));
 	if (!j || cache_dir(j->dir, sizeof(j->dir)) < 0 ||
-	    entry_path(j->path, sizeof(j->path), j->dir, payload, len) < 0 ||
+	    entry_path(j->path, sizeof(j->path), j->dir, k) < 0 ||
 	    access(j->path, F_OK) == 0) {
 		free(j);
 		free(raw);

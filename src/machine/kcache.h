@@ -22,14 +22,22 @@
 
 #define KCACHE_MAX_ENTRIES 8
 
+/* A payload's name in the cache: its SHA-256 in hex ("" if it could not
+ * be computed; the cache is then skipped). Computed once per boot and
+ * used for the lookup and, on a miss, the store. */
+struct kcache_key {
+	char hex[65];
+};
+void kcache_key(struct kcache_key *k, const uint8_t *payload, size_t len);
+
 /* 1 with *out (malloc'ed) and *out_len (at most max_len) on a hit; 0 on
  * a miss or when the cache is off. */
-int kcache_lookup(const uint8_t *payload, size_t len, size_t max_len, uint8_t **out, size_t *out_len);
+int kcache_lookup(const struct kcache_key *k, size_t max_len, uint8_t **out, size_t *out_len);
 
 /* Takes ownership of raw (malloc'ed, raw_len bytes) and stores it as the
- * decompressed form of payload, in the background. Best effort: any
+ * decompressed payload named k, in the background. Best effort: any
  * failure only means a later miss. */
-void kcache_store(const uint8_t *payload, size_t len, uint8_t *raw, size_t raw_len);
+void kcache_store(const struct kcache_key *k, uint8_t *raw, size_t raw_len);
 
 /* Waits for a store in progress. */
 void kcache_flush(void);

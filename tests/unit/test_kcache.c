@@ -60,6 +60,16 @@ static uint8_t *pattern(size_t n, unsigned seed)
 	return p;
 }
 
+/* The cache name of a payload array (valid until the next call). */
+static const struct kcache_key *key_of(const uint8_t *payload, size_t len)
+{
+	static struct kcache_key k;
+	kcache_key(&k, payload, len);
+	assert_int_equal(strlen(k.hex), 64);
+	return &k;
+}
+#define KEY(p) key_of((p), sizeof(p))
+
 static void test_miss_store_hit(void **state)
 {
 	(void)state;
@@ -69,17 +79,17 @@ static void test_miss_store_hit(void **state)
 	size_t n = 3 * 1024 * 1024 + 17;
 	uint8_t *out = NULL;
 	size_t out_len = 0;
-	assert_int_equal(kcache_lookup(payload, sizeof(payload), n, &out, &out_len), 0);
+	assert_int_equal(kcache_lookup(KEY(payload), n, &out, &out_len), 0);
 	assert_null(out);
 
-	kcache_store(payload, sizeof(payload), pattern(n, 1), n);
+	kcache_store(KEY(payload), pattern(n, 1), n);
 	kcache_flush();
 	struct stat st;
 	assert_int_equal(stat(dir, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0700);
 	assert_int_equal(count_entries(), 1);
 
-	assert_int_equal(kcache_lookup(payload, sizeof(payload), n, &out, &out_len), 1);
+	assert_int_equal(kcache_lookup(KEY(payload), n, &out, &out_len), 1);
 	assert_int_equal(out_len, n);
 	uint8_t *want = pattern(n, 1);
 	assert_memory_equal(out, want, n);
@@ -87,11 +97,11 @@ static void test_miss_store_hit(void **state)
 
 	/* Another payload (one byte differs) is another kernel. */
 	payload[100] ^= 1;
-	assert_int_equal(kcache_lookup(payload, sizeof(payload), n, &out, &out_len), 0);
+	assert_int_equal(kcache_lookup(KEY(payload), n, &out, &out_len), 0);
 	payload[100] ^= 1;
 
 	/* A size above what the caller allows is refused. */
-	assert_int_equal(kcache_lookup(payload, sizeof(payload), n - 1, &out, &out_len), 0);
+	assert_int_equal(kcache_lookup(KEY(payload), n - 1, &out, &out_len), 0);
 	assert_null(out);
 	free(want);
 }
@@ -101,7 +111,7 @@ static void test_damaged_entry(void **state)
 	(void)state;
 	uint8_t payload[64] = "a kernel payload";
 	size_t n = 1 << 20;
-	kcache_store(payload, sizeof(payload), pattern(n, 2), n);
+	kcache_store(KEY(payload), pattern(n, 2), n);
 	kcache_flush();
 	assert_int_equal(count_entries(), 1);
 	/* Flip a byte in the middle of the entry. */
@@ -124,14 +134,14 @@ static void test_damaged_entry(void **state)
 
 	uint8_t *out = NULL;
 	size_t out_len = 0;
-	assert_int_equal(kcache_lookup(payload, sizeof(payload), n, &out, &out_len), 0);
+	assert_int_equal(kcache_lookup(KEY(payload), n, &out, &out_len), 0);
 	assert_null(out);
 	assert_int_equal(count_entries(), 0); /* removed */
 	/* A truncated entry too. */
-	kcache_store(payload, sizeof(payload), pattern(n, 2), n);
+	kcache_store(KEY(payload), pattern(n, 2), n);
 	kcache_flush();
 	assert_int_equal(truncate(path, 100), 0);
-	assert_int_equal(kcache_lookup(payload, sizeof(payload), n, &out, &out_len), 0);
+	assert_int_equal(kcache_lookup(KEY(payload), n, &out, &out_len), 0);
 	assert_int_equal(count_entries(), 0);
 }
 
@@ -141,7 +151,7 @@ static void test_eviction(void **state)
 	uint8_t payload[32];
 	for (unsigned k = 0; k < KCACHE_MAX_ENTRIES + 3; k++) {
 		memset(payload, (int)k, sizeof(payload));
-		kcache_store(payload, sizeof(payload), pattern(4096, k), 4096);
+		kcache_store(KEY(payload), pattern(4096, k), 4096);
 		kcache_flush();
 		usleep(2000); /* distinct modification times */
 	}
@@ -150,10 +160,10 @@ static void test_eviction(void **state)
 	size_t out_len = 0;
 	/* The newest is kept, the oldest went. */
 	memset(payload, KCACHE_MAX_ENTRIES + 2, sizeof(payload));
-	assert_int_equal(kcache_lookup(payload, sizeof(payload), 4096, &out, &out_len), 1);
+	assert_int_equal(kcache_lookup(KEY(payload), 4096, &out, &out_len), 1);
 	free(out);
 	memset(payload, 0, sizeof(payload));
-	assert_int_equal(kcache_lookup(payload, sizeof(payload), 4096, &out, &out_len), 0);
+	assert_int_equal(kcache_lookup(KEY(payload), 4096, &out, &out_len), 0);
 }
 
 static void test_off(void **state)
@@ -161,11 +171,11 @@ static void test_off(void **state)
 	(void)state;
 	setenv("XVM_CACHE_DIR", "off", 1);
 	uint8_t payload[16] = "x";
-	kcache_store(payload, sizeof(payload), pattern(4096, 9), 4096);
+	kcache_store(KEY(payload), pattern(4096, 9), 4096);
 	kcache_flush();
 	uint8_t *out = NULL;
 	size_t out_len = 0;
-	assert_int_equal(kcache_lookup(payload, sizeof(payload), 4096, &out, &out_len), 0);
+	assert_int_equal(kcache_lookup(KEY(payload), 4096, &out, &out_len), 0);
 	struct stat st;
 	assert_int_not_equal(stat(dir, &st), 0); /* nothing was created */
 }
