@@ -398,11 +398,23 @@ static void set_last(struct jc *j, const struct insn *i)
 	mov_store(j, CPU(last), RAX);
 }
 
+/* reg = the block's RIP + d (flag-free). d may not fit a displacement:
+ * a rel32 or disp32 near its limits plus the offset in the block. */
+static void lea_rel(struct jc *j, unsigned reg, int64_t d)
+{
+	if (d == (int32_t)d) {
+		lea(j, reg, M(R13, (int32_t)d));
+	} else {
+		mov_imm(j, reg, (uint64_t)d);
+		lea(j, reg, (struct mop){ R13, (int)reg, 0, 0 });
+	}
+}
+
 /* Leaves with c->rip = the block's RIP + off, after instruction i. */
-static void exit_rel(struct jc *j, const struct insn *i, uint32_t off)
+static void exit_rel(struct jc *j, const struct insn *i, int64_t off)
 {
 	flags_to_mem(j);
-	lea(j, RAX, M(R13, (int32_t)off));
+	lea_rel(j, RAX, off);
 	mov_store(j, CPU(rip), RAX);
 	set_last(j, i);
 	jmp_to(j, j->epilogue);
@@ -457,8 +469,7 @@ static void emit_ea(struct jc *j, unsigned k, bool lin)
 {
 	const struct insn *i = &j->first[k];
 	if (i->rip_rel) {
-		int64_t d = (int64_t)(j->off[k] + i->len) + i->disp;
-		lea(j, RSI, M(R13, (int32_t)d));
+		lea_rel(j, RSI, (int64_t)(j->off[k] + i->len) + i->disp);
 	} else if (i->base != 0xFF) {
 		mov_load(j, RSI, GREG(i->base));
 	} else {
@@ -800,10 +811,10 @@ static void branch_out(struct jc *j, unsigned k, int64_t target)
 		bind(j, out);
 	}
 	if (!target_in_page(j, target)) {
-		lea(j, RAX, M(R13, (int32_t)target));
+		lea_rel(j, RAX, target);
 		check_canonical(j, cold_fallback(j, k));
 	}
-	exit_rel(j, i, (uint32_t)target);
+	exit_rel(j, i, target);
 }
 
 /* Emits instruction k. */
@@ -1005,7 +1016,7 @@ static void emit_insn(struct jc *j, unsigned k, struct tinfo f)
 		int64_t target = (int64_t)noff + (int64_t)i->imm;
 		if (!target_in_page(j, target)) {
 			clobber_flags(j);
-			lea(j, RAX, M(R13, (int32_t)target));
+			lea_rel(j, RAX, target);
 			check_canonical(j, cold_fallback(j, k));
 		}
 		mov_load(j, RSI, GREG(R_RSP));
@@ -1016,7 +1027,7 @@ static void emit_insn(struct jc *j, unsigned k, struct tinfo f)
 		if (f.t == T_CALL_INLINE)
 			check_block_end(j, k);
 		else
-			exit_rel(j, i, (uint32_t)target);
+			exit_rel(j, i, target);
 		break;
 	}
 	case T_RET: {
