@@ -172,6 +172,7 @@ struct emu_cpu {
 	unsigned chain_left;   /* blocks emu_chain may still enter before the loop runs */
 	uint64_t ip_mask;
 	struct jit *jit;       /* the JIT's code memory (jit.c), NULL if off */
+	unsigned jit_chain_left; /* compiled blocks emu_jit_next may still enter */
 
 	/* slow-path counters, printed with XVM_EMU_STATS */
 	struct emu_stats {
@@ -249,6 +250,10 @@ struct insn {
 		return;                      \
 	} while (0)
 void emu_chain(struct emu_cpu *c, const struct insn *i);
+/* For compiled code leaving its block (c->rip and c->last set): the next
+ * block when its compiled code may run at once (counted as entered),
+ * else NULL. */
+const struct block *emu_jit_next(struct emu_cpu *c);
 /* Ends the running block after the current instruction: code, mode or
  * paging changed, or a device wants the loop to look at events. Clearing
  * stop makes NEXT_INSN return at once (one compare per instruction). */

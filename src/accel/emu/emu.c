@@ -501,12 +501,27 @@ void emu_chain(struct emu_cpu *c, const struct insn *i)
 	const struct insn *first = &c->arena[b->start];
 	c->blk_first = first;
 	if (b->jit && !(c->rflags & FL_TF)) {
+		c->jit_chain_left = c->chain_left;
 		((jit_fn)b->jit)(c);
 		return;
 	}
 	c->stop = first + b->n;
 	c->next_rip = c->rip + first->len;
 	first->run(c, first);
+}
+
+const struct block *emu_jit_next(struct emu_cpu *c)
+{
+	if (--c->jit_chain_left == 0 || c->block_end || (c->rflags & FL_TF) ||
+	    (__atomic_load_n(&c->pending, __ATOMIC_RELAXED) | c->irq_pending))
+		return NULL;
+	const struct block *b = vblock_hit(c, c->rip); /* 64-bit: lin == rip */
+	if (!b || !b->jit)
+		return NULL;
+	c->icount += (uint64_t)(c->last - c->blk_first + 1);
+	c->st.blocks++;
+	c->blk_first = c->last = &c->arena[b->start];
+	return b;
 }
 
 void run_generic(struct emu_cpu *c, const struct insn *i)
@@ -567,6 +582,7 @@ static unsigned run_jit(struct emu_cpu *c, const struct block *b)
 	c->int_shadow = false;
 	c->blk_first = i;
 	c->last = i;
+	c->jit_chain_left = 64;
 	((jit_fn)b->jit)(c);
 	return (unsigned)(c->last - c->blk_first + 1);
 }
@@ -677,6 +693,7 @@ static int emu_vcpu_run(struct vcpu *v)
 			(unsigned long long)st->epoch_flush);
 		emu_profile_stop(v->index);
 	}
+	jit_print_stats(c);
 	if (emu_trace_enabled) {
 		struct x86_cpu_state s;
 		emu_get_state(v, &s);

@@ -56,6 +56,11 @@ struct jit {
 /* ------------------------------------------------------------------ */
 /* Code memory */
 
+/* XVM_EMU_JIT_PROFILE=1: fallbacks run per opcode (map * 256 + opcode),
+ * printed at exit: what the templates do not cover yet. */
+static uint64_t fallback_count[4 * 256];
+static bool fallback_profile;
+
 struct jit *jit_new(void)
 {
 	const char *on = getenv("XVM_EMU_JIT");
@@ -81,6 +86,7 @@ struct jit *jit_new(void)
 		goto fail;
 	close(fd);
 	j->threshold = 32;
+	fallback_profile = getenv("XVM_EMU_JIT_PROFILE") != NULL;
 	const char *t = getenv("XVM_EMU_JIT_THRESHOLD");
 	if (t) {
 		unsigned long v = strtoul(t, NULL, 0);
@@ -102,14 +108,28 @@ void jit_free(struct jit *j)
 {
 	if (!j)
 		return;
-	if (getenv("XVM_EMU_STATS"))
-		fprintf(stderr, "JIT: %llu blocks compiled, %llu not compilable, %llu code resets\n",
-			(unsigned long long)j->compiled, (unsigned long long)j->failed,
-			(unsigned long long)j->resets);
 	munmap(j->rw, j->size);
 	munmap(j->rx, j->size);
 	free(j->jc);
 	free(j);
+}
+
+void jit_print_stats(const struct emu_cpu *c)
+{
+	const struct jit *j = c->jit;
+	if (!j)
+		return;
+	if (getenv("XVM_EMU_STATS"))
+		fprintf(stderr, "JIT: %llu blocks compiled, %llu not compilable, %llu code resets\n",
+			(unsigned long long)j->compiled, (unsigned long long)j->failed,
+			(unsigned long long)j->resets);
+	if (fallback_profile) {
+		fprintf(stderr, "JIT fallbacks run (map:opcode count):\n");
+		for (unsigned k = 0; k < 4 * 256; k++)
+			if (fallback_count[k] > 100000)
+				fprintf(stderr, "  %u:%02x %llu\n", k >> 8, k & 0xFF,
+					(unsigned long long)fallback_count[k]);
+	}
 }
 
 void jit_counters(const struct emu_cpu *c, uint64_t *compiled, uint64_t *resets)
@@ -149,8 +169,8 @@ struct mop {
 };
 
 struct jc {
-	uint8_t sec[2][SEC_BYTES];
-	uint32_t n[2];
+	uint8_t sec[3][SEC_BYTES]; /* hot code, cold code, link slots */
+	uint32_t n[3];
 	int cur;
 	bool overflow;
 	struct { int8_t sec; uint32_t pos; } label[MAX_LABELS];
@@ -389,6 +409,29 @@ static void flags_produced(struct jc *j, unsigned k)
 	j->fl = j->live_out[k] ? FL_IN_HOST : 0;
 }
 
+/* Out-of-line code goes to the cold section. Emitted while already in
+ * it (a slow path of a slow path), it is jumped over. */
+struct cold {
+	int save, fl, over;
+};
+static struct cold cold_begin(struct jc *j)
+{
+	struct cold s = { j->cur, j->fl, -1 };
+	if (j->cur == 1) {
+		s.over = new_label(j);
+		jmp_to(j, s.over);
+	}
+	j->cur = 1;
+	return s;
+}
+static void cold_end(struct jc *j, struct cold s)
+{
+	if (s.over >= 0)
+		bind(j, s.over);
+	j->cur = s.save;
+	j->fl = s.fl;
+}
+
 /* ------------------------------------------------------------------ */
 /* Exits */
 
@@ -410,6 +453,98 @@ static void lea_rel(struct jc *j, unsigned reg, int64_t d)
 	}
 }
 
+/* Block linking. Each exit has a slot (in the code memory: the emitter
+ * and jit_link write it through the read-write view) caching where the
+ * exit went last time: on a match the next block's code is entered
+ * directly (past its prologue: the registers are saved already). A slot
+ * is valid while the RIP is the same, no TLB flush happened since (the
+ * flush counter never wraps, unlike the TLB generation: the linear
+ * mapping and the virtual-RIP context are unchanged), the CPL is the
+ * same and the target's page generation is unchanged (no code written).
+ * The target's code lives as long as the code memory (a reset drops the
+ * source block too); its instruction records as long as the arena (a
+ * reset drops every compiled block). */
+struct jit_link {
+	uint64_t rip;
+	uint64_t flushes;
+	uint64_t code;          /* the target's jit_fn, 0 while unset */
+	uint64_t first;         /* its first instruction record */
+	uint32_t page, gen;
+	uint8_t cpl;
+	uint8_t pad[7];
+};
+#define PROLOGUE_LEN 14
+static void *jit_link(struct emu_cpu *c, struct jit_link *slot);
+
+/* Leaves the block with c->rip and c->last set (after instruction i) and
+ * the flags in memory: into the next block when allowed. */
+static void exit_link(struct jc *j, const struct insn *i)
+{
+	int slot = new_label(j), slow = new_label(j), plain = new_label(j);
+	int save = j->cur;
+	j->cur = 2;
+	while (j->n[2] % 8)
+		b1(j, 0);
+	bind(j, slot);
+	for (unsigned k = 0; k < sizeof(struct jit_link); k++)
+		b1(j, 0);
+	j->cur = save;
+	struct mop sl = M(RDX, 0);
+#define SLOT(f) M(RDX, (int32_t)offsetof(struct jit_link, f))
+	b1(j, 0x48); b1(j, 0x8D); b1(j, 0x15); rel32_to(j, slot); /* lea rdx, [rip + slot] */
+	(void)sl;
+	mov_load(j, RAX, SLOT(code));
+	b1(j, 0x48); b1(j, 0x85); b1(j, 0xC0);                     /* test rax, rax */
+	jcc_to(j, 0x4, slow);
+	mov_load(j, RCX, CPU(rip));
+	op_m(j, 0, true, 0x3B, RCX, SLOT(rip));
+	jcc_to(j, 0x5, slow);
+	mov_load(j, RCX, CPU(st.flush_all));
+	op_m(j, 0, true, 0x3B, RCX, SLOT(flushes));
+	jcc_to(j, 0x5, slow);
+	op_m(j, 0, false, 0x0FB6, RCX, CPU(cpl));
+	op_m(j, 0, false, 0x3A, RCX, SLOT(cpl));                   /* cmp cl, [slot.cpl] */
+	jcc_to(j, 0x5, slow);
+	op_m(j, 0, false, 0x8B, RCX, SLOT(page));
+	mov_load(j, RSI, CPU(page_gen));
+	op_m(j, 0, false, 0x8B, RCX, ((struct mop){ RSI, RCX, 2, 0 }));
+	op_m(j, 0, false, 0x3B, RCX, SLOT(gen));
+	jcc_to(j, 0x5, slow);
+	op_m(j, 0, false, 0x83, 5, CPU(jit_chain_left));          /* sub dword [chain_left], 1 */
+	b1(j, 1);
+	jcc_to(j, 0x4, plain);
+	op_m(j, 0, false, 0x80, 7, CPU(block_end));
+	b1(j, 0);
+	jcc_to(j, 0x5, plain);
+	op_m(j, 0, false, 0x83, 7, CPU(pending));
+	b1(j, 0);
+	jcc_to(j, 0x5, plain);
+	op_m(j, 0, false, 0x80, 7, CPU(irq_pending));
+	b1(j, 0);
+	jcc_to(j, 0x5, plain);
+	op_m(j, 0, false, 0xF6, 0, M(RBX, (int32_t)offsetof(struct emu_cpu, rflags) + 1)); /* test TF */
+	b1(j, FL_TF >> 8);
+	jcc_to(j, 0x5, plain);
+	op_m(j, 0, true, 0x81, 0, CPU(icount));                   /* add qword [icount], n */
+	d4(j, (uint32_t)(i - j->first + 1));
+	op_m(j, 0, true, 0x83, 0, CPU(st.blocks));
+	b1(j, 1);
+	mov_load(j, RCX, SLOT(first));
+	mov_store(j, CPU(blk_first), RCX);
+	b1(j, 0x48); b1(j, 0x89); b1(j, 0xDF);                     /* mov rdi, rbx */
+	b1(j, 0x48); b1(j, 0x83); b1(j, 0xC0); b1(j, PROLOGUE_LEN); /* add rax, PROLOGUE_LEN */
+	b1(j, 0xFF); b1(j, 0xE0);                                   /* jmp rax */
+#undef SLOT
+	bind(j, slow);
+	b1(j, 0x48); b1(j, 0x89); b1(j, 0xDF);                     /* mov rdi, rbx */
+	b1(j, 0x48); b1(j, 0x89); b1(j, 0xD6);                     /* mov rsi, rdx */
+	call_fn(j, (const void *)jit_link);
+	jmp_to(j, j->epilogue);
+	bind(j, plain);
+	b1(j, 0x31); b1(j, 0xC0);                                   /* xor eax, eax */
+	jmp_to(j, j->epilogue);
+}
+
 /* Leaves with c->rip = the block's RIP + off, after instruction i. */
 static void exit_rel(struct jc *j, const struct insn *i, int64_t off)
 {
@@ -417,7 +552,7 @@ static void exit_rel(struct jc *j, const struct insn *i, int64_t off)
 	lea_rel(j, RAX, off);
 	mov_store(j, CPU(rip), RAX);
 	set_last(j, i);
-	jmp_to(j, j->epilogue);
+	exit_link(j, i);
 }
 
 /* Leaves with c->rip = c->next_rip (a fallback jumped or ended the block). */
@@ -426,7 +561,7 @@ static void exit_next_rip(struct jc *j, const struct insn *i)
 	mov_load(j, RAX, CPU(next_rip));
 	mov_store(j, CPU(rip), RAX);
 	set_last(j, i);
-	jmp_to(j, j->epilogue);
+	exit_link(j, i);
 }
 
 /* The interpreter's handler for instruction k (flags in memory first). */
@@ -435,6 +570,10 @@ static void fallback(struct jc *j, unsigned k)
 	const struct insn *i = &j->first[k];
 	uint32_t off = j->off[k], noff = off + i->len;
 	flags_to_mem(j);
+	if (fallback_profile) {
+		mov_imm(j, RAX, (uint64_t)(uintptr_t)&fallback_count[(i->map & 3) * 256 + i->op]);
+		b1(j, 0xF0); b1(j, 0x48); b1(j, 0xFF); b1(j, 0x00); /* lock inc qword [rax] */
+	}
 	lea(j, RAX, M(R13, (int32_t)off));
 	mov_store(j, CPU(rip), RAX);
 	lea(j, RAX, M(R13, (int32_t)noff));
@@ -454,11 +593,10 @@ static void fallback(struct jc *j, unsigned k)
 	b1(j, 0);
 	jcc_to(j, 0x5, out);
 	j->fl = FL_IN_MEM;
-	int save = j->cur;
-	j->cur = 1;
+	struct cold cs = cold_begin(j);
 	bind(j, out);
 	exit_next_rip(j, i);
-	j->cur = save;
+	cold_end(j, cs);
 }
 
 /* ------------------------------------------------------------------ */
@@ -509,8 +647,7 @@ static void tlb_probe(struct jc *j, bool write, unsigned size, int slow)
  * made precise (RIP, next RIP, flags), then the interpreter's routine. */
 static void slow_access(struct jc *j, unsigned k, bool write, unsigned size, int slow, int back)
 {
-	int save = j->cur, fl = j->fl;
-	j->cur = 1;
+	struct cold cs = cold_begin(j);
 	bind(j, slow);
 	flags_to_mem(j);
 	lea(j, RAX, M(R13, (int32_t)j->off[k]));
@@ -530,8 +667,51 @@ static void slow_access(struct jc *j, unsigned k, bool write, unsigned size, int
 	b1(j, 0x59); /* pop rcx */
 	b1(j, 0x5E); /* pop rsi */
 	jmp_to(j, back);
-	j->cur = save;
-	j->fl = fl;
+	cold_end(j, cs);
+}
+
+/* reg = the size-byte value at m (zero-extended). */
+static void host_load(struct jc *j, unsigned reg, struct mop m, unsigned size)
+{
+	switch (size) {
+	case 1: op_m(j, 0, false, 0x0FB6, reg, m); break;
+	case 2: op_m(j, 0, false, 0x0FB7, reg, m); break;
+	case 4: op_m(j, 0, false, 0x8B, reg, m); break;
+	default: op_m(j, 0, true, 0x8B, reg, m); break;
+	}
+}
+
+/* m = the low size bytes of reg (rax, rcx or rdx for bytes). */
+static void host_store(struct jc *j, struct mop m, unsigned reg, unsigned size)
+{
+	switch (size) {
+	case 1: op_m(j, 0, false, 0x88, reg, m); break;
+	case 2: op_m(j, 0x66, false, 0x89, reg, m); break;
+	case 4: op_m(j, 0, false, 0x89, reg, m); break;
+	default: op_m(j, 0, true, 0x89, reg, m); break;
+	}
+}
+
+/* A register-register operation in the guest's operand size: the byte
+ * opcode (opc8) for 1, the 0x66 prefix for 2, REX.W for 8. reg and rm
+ * are rax..rbx (no REX needed for their byte forms). */
+static void op_sz(struct jc *j, unsigned size, uint32_t opc8, uint32_t opcv, unsigned reg, unsigned rm)
+{
+	if (size == 2)
+		b1(j, 0x66);
+	op_r(j, size == 8, size == 1 ? opc8 : opcv, reg, rm);
+}
+
+/* The immediate of an op_sz group-1/test form: imm8, imm16 or imm32. */
+static void emit_imm(struct jc *j, unsigned size, uint64_t imm)
+{
+	b1(j, imm & 0xFF);
+	if (size >= 2)
+		b1(j, (imm >> 8) & 0xFF);
+	if (size >= 4) {
+		b1(j, (imm >> 16) & 0xFF);
+		b1(j, (imm >> 24) & 0xFF);
+	}
 }
 
 /* rax = the size-byte value at linear rsi (zero-extended). */
@@ -540,13 +720,7 @@ static void load(struct jc *j, unsigned k, unsigned size)
 	int slow = new_label(j), back = new_label(j);
 	clobber_flags(j);
 	tlb_probe(j, false, size, slow);
-	struct mop hm = { RSI, RDX, 0, 0 };
-	switch (size) {
-	case 1: op_m(j, 0, false, 0x0FB6, RAX, hm); break;
-	case 2: op_m(j, 0, false, 0x0FB7, RAX, hm); break;
-	case 4: op_m(j, 0, false, 0x8B, RAX, hm); break;
-	default: op_m(j, 0, true, 0x8B, RAX, hm); break;
-	}
+	host_load(j, RAX, (struct mop){ RSI, RDX, 0, 0 }, size);
 	bind(j, back);
 	slow_access(j, k, false, size, slow, back);
 }
@@ -558,13 +732,7 @@ static void store(struct jc *j, unsigned k, unsigned size)
 	int slow = new_label(j), back = new_label(j);
 	clobber_flags(j);
 	tlb_probe(j, true, size, slow);
-	struct mop hm = { RSI, RDX, 0, 0 };
-	switch (size) {
-	case 1: op_m(j, 0, false, 0x88, RCX, hm); break;
-	case 2: op_m(j, 0x66, false, 0x89, RCX, hm); break;
-	case 4: op_m(j, 0, false, 0x89, RCX, hm); break;
-	default: op_m(j, 0, true, 0x89, RCX, hm); break;
-	}
+	host_store(j, (struct mop){ RSI, RDX, 0, 0 }, RCX, size);
 	bind(j, back);
 	slow_access(j, k, true, size, slow, back);
 }
@@ -576,12 +744,10 @@ static void check_block_end(struct jc *j, unsigned k)
 	op_m(j, 0, false, 0x80, 7, CPU(block_end));
 	b1(j, 0);
 	jcc_to(j, 0x5, out);
-	int save = j->cur, fl = j->fl;
-	j->cur = 1;
+	struct cold cs = cold_begin(j);
 	bind(j, out);
 	exit_rel(j, &j->first[k], j->off[k + 1]);
-	j->cur = save;
-	j->fl = fl;
+	cold_end(j, cs);
 }
 
 /* ------------------------------------------------------------------ */
@@ -630,7 +796,7 @@ static void greg_store(struct jc *j, unsigned r, unsigned host, unsigned size, b
 enum tpl {
 	T_FALLBACK, T_NOP, T_MOV, T_MOV_IMM, T_LEA, T_ALU, T_INCDEC, T_NOT, T_NEG, T_SHIFT,
 	T_IMUL, T_MOVX, T_CMOV, T_SETCC, T_JCC, T_JMP_INLINE, T_CALL_INLINE, T_JMP, T_CALL,
-	T_RET, T_PUSH, T_POP, T_XCHG,
+	T_RET, T_PUSH, T_POP, T_XCHG, T_CALLI, T_JMPI,
 };
 
 /* How an instruction uses the flags, for the liveness pass. */
@@ -640,6 +806,7 @@ struct tinfo {
 	uint8_t t;
 	uint8_t flags;
 	bool mem;      /* a memory access (fault point) */
+	uint8_t size;  /* operand size */
 };
 
 static bool is_mem(const struct insn *i)
@@ -647,98 +814,95 @@ static bool is_mem(const struct insn *i)
 	return i->has_modrm && i->mod != 3;
 }
 
-/* Which template, if any, runs instruction i. */
+static struct tinfo T(uint8_t t, uint8_t fu, bool mem, unsigned size)
+{
+	return (struct tinfo){ t, fu, mem, (uint8_t)size };
+}
+
+/* Which template, if any, runs instruction i (and its operand size). */
 static struct tinfo classify(const struct insn *i)
 {
-	struct tinfo f = { T_FALLBACK, F_READ, false };
+	struct tinfo f = T(T_FALLBACK, F_READ, false, 0);
 	if (i->fn == fast_jmp_inline)
-		return (struct tinfo){ T_JMP_INLINE, F_NONE, false };
+		return T(T_JMP_INLINE, F_NONE, false, 8);
 	if (i->fn == fast_call_inline)
-		return (struct tinfo){ T_CALL_INLINE, F_NONE, true };
+		return T(T_CALL_INLINE, F_NONE, true, 8);
 	if (i->pfx & (PFX_LOCK | PFX_F2 | PFX_F3))
 		return i->map == 0 && i->op == 0x90 && !(i->pfx & (PFX_LOCK | PFX_F2)) && !(i->rex & 1)
-			       ? (struct tinfo){ T_NOP, F_NONE, false } /* PAUSE */
+			       ? T(T_NOP, F_NONE, false, 0) /* PAUSE */
 			       : f;
 	bool m = is_mem(i);
 	if (m && i->asize != 8)
 		return f;
-	bool v = i->osize == 4 || i->osize == 8;
+	unsigned v = i->osize; /* 2, 4 or 8 */
 	unsigned op = i->op, sub = i->reg & 7;
 	if (i->map == 0) {
-		if (op < 0x40 && (op & 7) <= 5 && (op & 7) != 0 && (op & 7) != 2 && (op & 7) != 4) {
-			/* ALU: 01 rm,r  03 r,rm  05 eAX,imm */
-			if (!v)
-				return f;
-			unsigned alu = op >> 3;
-			if ((op & 7) == 1 && m && alu != 7)
-				return f; /* memory destination */
-			uint8_t fu = (alu == 2 || alu == 3) ? F_READ_KILL : F_KILL;
-			return (struct tinfo){ T_ALU, fu, m };
-		}
-		if ((op == 0x81 || op == 0x83) && v) {
-			if (m && sub != 7)
-				return f;
-			return (struct tinfo){ T_ALU, (sub == 2 || sub == 3) ? F_READ_KILL : F_KILL, m };
-		}
-		if ((op == 0x85 || op == 0xA9) && v)
-			return (struct tinfo){ T_ALU, F_KILL, m };
-		if (op == 0xF7 && v && sub == 0)
-			return (struct tinfo){ T_ALU, F_KILL, m };
-		if (op == 0xF7 && v && !m && sub == 2)
-			return (struct tinfo){ T_NOT, F_NONE, false };
-		if (op == 0xF7 && v && !m && sub == 3)
-			return (struct tinfo){ T_NEG, F_KILL, false };
-		if (op == 0xFF && v && !m && sub <= 1)
-			return (struct tinfo){ T_INCDEC, F_PARTIAL, false };
-		if ((op == 0xC1 || op == 0xD1 || op == 0xD3) && v && !m &&
+		if (op < 0x40 && (op & 7) <= 5) /* ALU: rm,r  r,rm  acc,imm */
+			return T(T_ALU, (op >> 3 == 2 || op >> 3 == 3) ? F_READ_KILL : F_KILL, m, (op & 1) ? v : 1);
+		if (op == 0x80 || op == 0x81 || op == 0x83)
+			return T(T_ALU, (sub == 2 || sub == 3) ? F_READ_KILL : F_KILL, m, op == 0x80 ? 1 : v);
+		if (op == 0x84 || op == 0x85 || op == 0xA8 || op == 0xA9)
+			return T(T_ALU, F_KILL, m, (op & 1) ? v : 1);
+		if ((op == 0xF6 || op == 0xF7) && sub == 0)
+			return T(T_ALU, F_KILL, m, (op & 1) ? v : 1);
+		if ((op == 0xF6 || op == 0xF7) && !m && sub == 2)
+			return T(T_NOT, F_NONE, false, (op & 1) ? v : 1);
+		if ((op == 0xF6 || op == 0xF7) && !m && sub == 3)
+			return T(T_NEG, F_KILL, false, (op & 1) ? v : 1);
+		if ((op == 0xFE || op == 0xFF) && !m && sub <= 1)
+			return T(T_INCDEC, F_PARTIAL, false, (op & 1) ? v : 1);
+		if ((op == 0xC0 || op == 0xC1 || (op >= 0xD0 && op <= 0xD3)) && !m &&
 		    (sub == 0 || sub == 1 || sub == 4 || sub == 5 || sub == 7)) {
-			unsigned cnt = op == 0xD1 ? 1 : (unsigned)i->imm & (i->osize == 8 ? 63 : 31);
-			bool all = op != 0xD3 && sub >= 4 && cnt != 0;
-			return (struct tinfo){ T_SHIFT, all ? F_KILL : F_PARTIAL, false };
+			unsigned size = (op & 1) ? v : 1;
+			unsigned cnt = (op == 0xD0 || op == 0xD1) ? 1 : (unsigned)i->imm & (size == 8 ? 63 : 31);
+			bool all = op != 0xD2 && op != 0xD3 && sub >= 4 && cnt != 0;
+			return T(T_SHIFT, all ? F_KILL : F_PARTIAL, false, size);
 		}
-		if ((op == 0x89 || op == 0x8B) && v)
-			return (struct tinfo){ T_MOV, F_NONE, m };
-		if (op >= 0xB8 && op <= 0xBF && v)
-			return (struct tinfo){ T_MOV_IMM, F_NONE, false };
-		if (op == 0xC7 && v && sub == 0)
-			return (struct tinfo){ T_MOV_IMM, F_NONE, m };
-		if (op == 0x8D && v && m)
-			return (struct tinfo){ T_LEA, F_NONE, false };
-		if ((op == 0x69 || op == 0x6B) && v)
-			return (struct tinfo){ T_IMUL, F_KILL, m };
-		if (op == 0x63 && i->osize == 8)
-			return (struct tinfo){ T_MOVX, F_NONE, m };
+		if (op >= 0x88 && op <= 0x8B)
+			return T(T_MOV, F_NONE, m, (op & 1) ? v : 1);
+		if (op >= 0xB0 && op <= 0xBF)
+			return T(T_MOV_IMM, F_NONE, false, op >= 0xB8 ? v : 1);
+		if ((op == 0xC6 || op == 0xC7) && sub == 0)
+			return T(T_MOV_IMM, F_NONE, m, (op & 1) ? v : 1);
+		if (op == 0x8D && m && v != 2)
+			return T(T_LEA, F_NONE, false, v);
+		if ((op == 0x69 || op == 0x6B) && v != 2)
+			return T(T_IMUL, F_KILL, m, v);
+		if (op == 0x63 && v == 8)
+			return T(T_MOVX, F_NONE, m, v);
 		if (op >= 0x70 && op <= 0x7F)
-			return (struct tinfo){ T_JCC, F_READ, false };
-		if ((op == 0xE9 || op == 0xEB) && i->osize != 2)
-			return (struct tinfo){ T_JMP, F_NONE, false };
-		if (op == 0xE8 && i->osize == 8)
-			return (struct tinfo){ T_CALL, F_NONE, true };
-		if (op == 0xC3 && i->osize == 8)
-			return (struct tinfo){ T_RET, F_NONE, true };
-		if (((op >= 0x50 && op <= 0x57) || op == 0x68 || op == 0x6A) && i->osize == 8)
-			return (struct tinfo){ T_PUSH, F_NONE, true };
-		if (op >= 0x58 && op <= 0x5F && i->osize == 8 && ((op & 7) | ((i->rex & 1) << 3)) != R_RSP)
-			return (struct tinfo){ T_POP, F_NONE, true };
+			return T(T_JCC, F_READ, false, 8);
+		if ((op == 0xE9 || op == 0xEB) && v != 2)
+			return T(T_JMP, F_NONE, false, 8);
+		if (op == 0xE8 && v != 2)
+			return T(T_CALL, F_NONE, true, 8);
+		if (op == 0xC3 && v != 2)
+			return T(T_RET, F_NONE, true, 8);
+		if (op == 0xFF && (sub == 2 || sub == 4) && v != 2)
+			return T(sub == 2 ? T_CALLI : T_JMPI, F_NONE, true, 8);
+		if (((op >= 0x50 && op <= 0x57) || op == 0x68 || op == 0x6A) && v == 8)
+			return T(T_PUSH, F_NONE, true, 8);
+		if (op >= 0x58 && op <= 0x5F && v == 8 && ((op & 7) | ((i->rex & 1) << 3)) != R_RSP)
+			return T(T_POP, F_NONE, true, 8);
 		if (op == 0x90 && !(i->rex & 1))
-			return (struct tinfo){ T_NOP, F_NONE, false };
-		if (((op >= 0x91 && op <= 0x97) || op == 0x90 || (op == 0x87 && !m)) && v)
-			return (struct tinfo){ T_XCHG, F_NONE, false };
+			return T(T_NOP, F_NONE, false, 0);
+		if (((op >= 0x91 && op <= 0x97) || op == 0x90 || (op == 0x87 && !m)) && v != 2)
+			return T(T_XCHG, F_NONE, false, v);
 		return f;
 	}
 	if (i->map == 1) {
 		if (op == 0x1F)
-			return (struct tinfo){ T_NOP, F_NONE, false };
-		if (op == 0xAF && v)
-			return (struct tinfo){ T_IMUL, F_KILL, m };
-		if ((op == 0xB6 || op == 0xB7 || op == 0xBE || op == 0xBF) && v)
-			return (struct tinfo){ T_MOVX, F_NONE, m };
-		if (op >= 0x40 && op <= 0x4F && v)
-			return (struct tinfo){ T_CMOV, F_READ, m };
+			return T(T_NOP, F_NONE, false, 0);
+		if (op == 0xAF && v != 2)
+			return T(T_IMUL, F_KILL, m, v);
+		if ((op == 0xB6 || op == 0xB7 || op == 0xBE || op == 0xBF) && v != 2)
+			return T(T_MOVX, F_NONE, m, v);
+		if (op >= 0x40 && op <= 0x4F && v != 2)
+			return T(T_CMOV, F_READ, m, v);
 		if (op >= 0x90 && op <= 0x9F && !m)
-			return (struct tinfo){ T_SETCC, F_READ, false };
+			return T(T_SETCC, F_READ, false, 1);
 		if (op >= 0x80 && op <= 0x8F)
-			return (struct tinfo){ T_JCC, F_READ, false };
+			return T(T_JCC, F_READ, false, 8);
 	}
 	return f;
 }
@@ -776,13 +940,11 @@ static void check_canonical(struct jc *j, int fb)
 static int cold_fallback(struct jc *j, unsigned k)
 {
 	int l = new_label(j);
-	int save = j->cur, fl = j->fl;
-	j->cur = 1;
+	struct cold cs = cold_begin(j);
 	bind(j, l);
 	fallback(j, k);
 	exit_next_rip(j, &j->first[k]);
-	j->cur = save;
-	j->fl = fl;
+	cold_end(j, cs);
 	return l;
 }
 
@@ -821,7 +983,7 @@ static void branch_out(struct jc *j, unsigned k, int64_t target)
 static void emit_insn(struct jc *j, unsigned k, struct tinfo f)
 {
 	const struct insn *i = &j->first[k];
-	unsigned size = i->osize, op = i->op, sub = i->reg & 7;
+	unsigned size = f.size, op = i->op, sub = i->reg & 7;
 	bool w = size == 8, rexp = i->rex != 0;
 	uint32_t noff = j->off[k] + i->len;
 	switch (f.t) {
@@ -829,30 +991,30 @@ static void emit_insn(struct jc *j, unsigned k, struct tinfo f)
 	case T_JMP_INLINE:
 		break;
 	case T_MOV:
-		if (op == 0x8B) {
+		if (op >= 0x8A) {
 			load_rm(j, k, size);
-			greg_store(j, i->reg, RAX, size, true);
+			greg_store(j, i->reg, RAX, size, rexp);
 		} else if (!is_mem(i)) {
-			greg_load(j, RAX, i->reg, size, true);
-			greg_store(j, i->rm, RAX, size, true);
+			greg_load(j, RAX, i->reg, size, rexp);
+			greg_store(j, i->rm, RAX, size, rexp);
 		} else {
 			emit_ea(j, k, true);
-			greg_load(j, RCX, i->reg, size, true);
+			greg_load(j, RCX, i->reg, size, rexp);
 			store(j, k, size);
 			check_block_end(j, k);
 		}
 		break;
 	case T_MOV_IMM: {
-		uint64_t v = size == 8 ? i->imm : (uint32_t)i->imm;
-		if (op == 0xC7 && is_mem(i)) {
+		uint64_t v = size == 8 ? i->imm : i->imm & size_mask(size);
+		if ((op == 0xC6 || op == 0xC7) && is_mem(i)) {
 			emit_ea(j, k, true);
 			mov_imm(j, RCX, v);
 			store(j, k, size);
 			check_block_end(j, k);
 		} else {
-			unsigned r = op == 0xC7 ? i->rm : ((op & 7) | ((i->rex & 1) << 3));
+			unsigned r = op >= 0xC6 ? i->rm : ((op & 7) | ((i->rex & 1) << 3));
 			mov_imm(j, RAX, v);
-			mov_store(j, GREG(r), RAX);
+			greg_store(j, r, RAX, size, rexp);
 		}
 		break;
 	}
@@ -861,65 +1023,79 @@ static void emit_insn(struct jc *j, unsigned k, struct tinfo f)
 		greg_store(j, i->reg, RSI, size, true);
 		break;
 	case T_ALU: {
-		/* a = rcx (the destination), b = rax or an immediate */
+		/* a (the destination) in rcx, b in rax or an immediate */
+		enum { A_RM, A_REG, A_ACC } a;
+		enum { B_REG, B_RM, B_IMM } bs;
 		unsigned alu;
-		bool imm = false, a_rm = true, b_reg = false, a_rax = false;
 		if (op < 0x40) {
 			alu = op >> 3;
-			if ((op & 7) == 5) {
-				imm = true;
-				a_rm = false;
-				a_rax = true;
-			} else if ((op & 7) == 3) {
-				a_rm = false;
-			} else {
-				b_reg = true;
-			}
-		} else if (op == 0x81 || op == 0x83) {
-			alu = sub;
-			imm = true;
-		} else if (op == 0x85) {
-			alu = 8;
-			b_reg = true;
-		} else if (op == 0xA9) {
-			alu = 8;
-			imm = true;
-			a_rm = false;
-			a_rax = true;
-		} else { /* F7 /0 */
-			alu = 8;
-			imm = true;
+			unsigned form = (op & 7) >> 1;
+			a = form == 0 ? A_RM : form == 1 ? A_REG : A_ACC;
+			bs = form == 0 ? B_REG : form == 1 ? B_RM : B_IMM;
+		} else if (op == 0x80 || op == 0x81 || op == 0x83) {
+			alu = sub, a = A_RM, bs = B_IMM;
+		} else if (op == 0x84 || op == 0x85) {
+			alu = 8, a = A_RM, bs = B_REG;
+		} else if (op == 0xA8 || op == 0xA9) {
+			alu = 8, a = A_ACC, bs = B_IMM;
+		} else { /* F6/F7 /0 */
+			alu = 8, a = A_RM, bs = B_IMM;
 		}
-		if (alu == 2 || alu == 3)
+		/* ALU with a memory destination: through the write TLB (a hit
+		 * means the page is writable and has no side effects, so it can
+		 * be read too); a miss runs the interpreter's handler */
+		bool rmw = a == A_RM && is_mem(i) && alu != 7 && alu != 8;
+		bool cin = alu == 2 || alu == 3;
+		int miss = -1, fl_miss = 0;
+		if (cin)
 			flags_prepare(j);
-		if (a_rax) {
-			greg_load(j, RCX, R_RAX, size, true);
-		} else if (a_rm) {
+		if (rmw) {
+			emit_ea(j, k, true);
+			miss = new_label(j);
+			clobber_flags(j);
+			fl_miss = j->fl;
+			tlb_probe(j, true, size, miss);
+			lea(j, RSI, ((struct mop){ RSI, RDX, 0, 0 }));
+			host_load(j, RCX, M(RSI, 0), size);
+		} else if (a == A_RM) {
 			load_rm(j, k, size);
 			b1(j, 0x48); b1(j, 0x89); b1(j, 0xC1); /* mov rcx, rax */
-			if (b_reg)
-				greg_load(j, RAX, i->reg, size, true);
+		} else if (a == A_ACC) {
+			greg_load(j, RCX, R_RAX, size, true);
 		} else {
-			load_rm(j, k, size); /* b */
-			greg_load(j, RCX, i->reg, size, true);
+			load_rm(j, k, size); /* b first: it may be a memory load */
+			greg_load(j, RCX, i->reg, size, rexp);
 		}
-		if (alu == 2 || alu == 3)
+		if (bs == B_REG)
+			greg_load(j, RAX, i->reg, size, rexp);
+		if (cin)
 			flags_to_host(j);
-		if (alu == 8 && imm) {
-			op_r(j, w, 0xF7, 0, RCX); /* test rcx, imm32 */
-			d4(j, (uint32_t)i->imm);
+		if (alu == 8 && bs == B_IMM) {
+			op_sz(j, size, 0xF6, 0xF7, 0, RCX);
+			emit_imm(j, size, i->imm);
 		} else if (alu == 8) {
-			op_r(j, w, 0x85, RAX, RCX);
-		} else if (imm) {
-			op_r(j, w, 0x81, alu, RCX);
-			d4(j, (uint32_t)i->imm);
+			op_sz(j, size, 0x84, 0x85, RAX, RCX);
+		} else if (bs == B_IMM) {
+			op_sz(j, size, 0x80, 0x81, alu, RCX);
+			emit_imm(j, size, i->imm);
 		} else {
-			op_r(j, w, (alu << 3) | 3, RCX, RAX);
+			op_sz(j, size, (alu << 3) | 2, (alu << 3) | 3, RCX, RAX);
 		}
 		flags_produced(j, k);
-		if (alu != 7 && alu != 8) {
-			unsigned dst = a_rax ? R_RAX : a_rm ? i->rm : i->reg;
-			mov_store(j, GREG(dst), RCX); /* 32-bit ops zero-extended rcx */
+		if (rmw) {
+			host_store(j, M(RSI, 0), RCX, size);
+			int after = new_label(j);
+			struct cold cs = cold_begin(j);
+			j->fl = fl_miss;
+			bind(j, miss);
+			fallback(j, k);
+			if (j->live_out[k])
+				flags_to_host(j); /* as the native path leaves them */
+			jmp_to(j, after);
+			cold_end(j, cs);
+			bind(j, after);
+		} else if (alu != 7 && alu != 8) {
+			greg_store(j, a == A_ACC ? R_RAX : a == A_RM ? i->rm : i->reg, RCX, size, rexp);
 		}
 		break;
 	}
@@ -928,30 +1104,35 @@ static void emit_insn(struct jc *j, unsigned k, struct tinfo f)
 	case T_NEG:
 		if (f.t == T_INCDEC && j->live_out[k])
 			flags_prepare(j);
-		greg_load(j, RCX, i->rm, size, true);
+		greg_load(j, RCX, i->rm, size, rexp);
 		if (f.t == T_INCDEC && j->live_out[k])
 			flags_to_host(j);
-		op_r(j, w, f.t == T_INCDEC ? 0xFF : 0xF7, f.t == T_INCDEC ? sub : f.t == T_NOT ? 2 : 3, RCX);
+		else if (f.t == T_INCDEC)
+			j->fl &= ~FL_IN_HOST;
+		if (f.t == T_INCDEC)
+			op_sz(j, size, 0xFE, 0xFF, sub, RCX);
+		else
+			op_sz(j, size, 0xF6, 0xF7, f.t == T_NOT ? 2 : 3, RCX);
 		if (f.t != T_NOT)
 			flags_produced(j, k);
-		mov_store(j, GREG(i->rm), RCX);
+		greg_store(j, i->rm, RCX, size, rexp);
 		break;
 	case T_SHIFT: {
 		bool need_in = f.flags == F_PARTIAL && j->live_out[k];
 		if (need_in)
 			flags_prepare(j);
-		greg_load(j, RAX, i->rm, size, true);
-		if (op == 0xD3)
+		greg_load(j, RAX, i->rm, size, rexp);
+		if (op == 0xD2 || op == 0xD3)
 			op_m(j, 0, false, 0x0FB6, RCX, GREG(R_RCX));
 		if (need_in)
 			flags_to_host(j);
 		else
 			j->fl &= ~FL_IN_HOST; /* (the result is dead either way) */
-		op_r(j, w, op, sub, RAX);
-		if (op == 0xC1)
+		op_sz(j, size, op & ~1u, op | 1u, sub, RAX);
+		if (op == 0xC0 || op == 0xC1)
 			b1(j, (uint8_t)i->imm);
 		flags_produced(j, k);
-		mov_store(j, GREG(i->rm), RAX);
+		greg_store(j, i->rm, RAX, size, rexp);
 		break;
 	}
 	case T_IMUL:
@@ -1000,12 +1181,10 @@ static void emit_insn(struct jc *j, unsigned k, struct tinfo f)
 		int taken = new_label(j);
 		flags_to_host(j);
 		jcc_to(j, op & 15, taken);
-		int save = j->cur, fl = j->fl;
-		j->cur = 1;
+		struct cold cs = cold_begin(j);
 		bind(j, taken);
 		branch_out(j, k, (int64_t)noff + (int64_t)i->imm);
-		j->cur = save;
-		j->fl = fl;
+		cold_end(j, cs);
 		break;
 	}
 	case T_JMP:
@@ -1039,9 +1218,27 @@ static void emit_insn(struct jc *j, unsigned k, struct tinfo f)
 		mov_store(j, CPU(rip), RAX);
 		flags_to_mem(j);
 		set_last(j, i);
-		jmp_to(j, j->epilogue);
+		exit_link(j, i);
 		break;
 	}
+	case T_CALLI:
+	case T_JMPI:
+		load_rm(j, k, 8);
+		check_canonical(j, cold_fallback(j, k));
+		if (f.t == T_CALLI) {
+			b1(j, 0x50); b1(j, 0x50); /* push rax twice (alignment): the target */
+			mov_load(j, RSI, GREG(R_RSP));
+			lea(j, RSI, M(RSI, -8));
+			lea(j, RCX, M(R13, (int32_t)noff));
+			store(j, k, 8);
+			mov_store(j, GREG(R_RSP), RSI);
+			b1(j, 0x58); b1(j, 0x58); /* pop rax twice */
+		}
+		mov_store(j, CPU(rip), RAX);
+		flags_to_mem(j);
+		set_last(j, i);
+		exit_link(j, i);
+		break;
 	case T_PUSH:
 		if (op == 0x68 || op == 0x6A)
 			mov_imm(j, RCX, i->imm);
@@ -1133,29 +1330,36 @@ static bool compile(struct emu_cpu *c, struct block *b, struct jc *j)
 	}
 	/* falling off the end */
 	unsigned last = b->n - 1;
-	if (info[last].t != T_JMP && info[last].t != T_RET && info[last].t != T_CALL)
+	if (info[last].t != T_JMP && info[last].t != T_RET && info[last].t != T_CALL &&
+	    info[last].t != T_CALLI && info[last].t != T_JMPI)
 		exit_rel(j, &j->first[last], j->off[b->n]);
-	/* epilogue */
+	/* epilogue: rax = the next block's code (a tail jump: its prologue
+	 * saves the same registers again) or NULL (back to the loop) */
 	bind(j, j->epilogue);
+	b1(j, 0x48); b1(j, 0x89); b1(j, 0xDF);              /* mov rdi, rbx: its argument */
 	b1(j, 0x48); b1(j, 0x83); b1(j, 0xC4); b1(j, 8);   /* add rsp, 8 */
 	b1(j, 0x41); b1(j, 0x5F); b1(j, 0x41); b1(j, 0x5E); /* pop r15, r14 */
 	b1(j, 0x41); b1(j, 0x5D); b1(j, 0x41); b1(j, 0x5C); /* pop r13, r12 */
 	b1(j, 0x5D); b1(j, 0x5B);                           /* pop rbp, rbx */
-	b1(j, 0xC3);
+	b1(j, 0x48); b1(j, 0x85); b1(j, 0xC0);              /* test rax, rax */
+	b1(j, 0x74); b1(j, 2);                              /* jz +2 */
+	b1(j, 0xFF); b1(j, 0xE0);                           /* jmp rax */
+	b1(j, 0xC3);                                        /* ret */
 	return !j->overflow;
 }
 
-/* Copies the two sections into code memory and resolves the jumps. */
+/* Copies the three sections into code memory and resolves the jumps. */
 static void *place(struct jit *jt, struct jc *j)
 {
-	uint32_t hot = j->n[0], total = hot + j->n[1];
+	uint32_t base[3] = { 0, j->n[0], (j->n[0] + j->n[1] + 7) & ~7u };
+	uint32_t total = base[2] + j->n[2];
 	uint8_t *dst = jt->rw + jt->used;
-	memcpy(dst, j->sec[0], hot);
-	memcpy(dst + hot, j->sec[1], j->n[1]);
+	for (int k = 0; k < 3; k++)
+		memcpy(dst + base[k], j->sec[k], j->n[k]);
 	for (int r = 0; r < j->nreloc; r++) {
-		uint32_t at = (j->reloc[r].sec ? hot : 0) + j->reloc[r].pos;
+		uint32_t at = base[j->reloc[r].sec] + j->reloc[r].pos;
 		int l = j->reloc[r].label;
-		uint32_t to = (j->label[l].sec ? hot : 0) + j->label[l].pos;
+		uint32_t to = base[j->label[l].sec] + j->label[l].pos;
 		int32_t rel = (int32_t)to - (int32_t)(at + 4);
 		memcpy(dst + at, &rel, 4);
 	}
@@ -1174,6 +1378,25 @@ static void *place(struct jit *jt, struct jc *j)
 	return fn;
 }
 
+/* The slow path of an exit: the next block (emu_jit_next's rules), and
+ * the exit's slot remembers it. Returns its code or NULL. */
+static void *jit_link(struct emu_cpu *c, struct jit_link *slot)
+{
+	const struct block *b = emu_jit_next(c);
+	if (!b)
+		return NULL;
+	struct jit_link *w = (struct jit_link *)((uint8_t *)slot - c->jit->rx + c->jit->rw);
+	w->code = 0;
+	w->rip = c->rip;
+	w->flushes = c->st.flush_all;
+	w->cpl = c->cpl;
+	w->page = b->page;
+	w->gen = b->gen;
+	w->first = (uint64_t)(uintptr_t)&c->arena[b->start];
+	w->code = (uint64_t)(uintptr_t)b->jit;
+	return b->jit;
+}
+
 void jit_block_entered(struct emu_cpu *c, struct block *b)
 {
 	struct jit *jt = c->jit;
@@ -1187,7 +1410,7 @@ void jit_block_entered(struct emu_cpu *c, struct block *b)
 	}
 	if (!jt->jc)
 		jt->jc = xcalloc(1, sizeof(*jt->jc));
-	if (jt->used + 2 * SEC_BYTES > jt->size) {
+	if (jt->used + 3 * SEC_BYTES > jt->size) {
 		jit_reset(c);
 		b->hits = jt->threshold;
 	}

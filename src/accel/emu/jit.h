@@ -29,7 +29,10 @@ void jit_block_entered(struct emu_cpu *c, struct block *b);
 void jit_reset(struct emu_cpu *c);
 /* Blocks compiled and code-memory resets so far (tests, stats). */
 void jit_counters(const struct emu_cpu *c, uint64_t *compiled, uint64_t *resets);
+/* With XVM_EMU_STATS: compiled blocks; XVM_EMU_JIT_PROFILE: fallbacks. */
+void jit_print_stats(const struct emu_cpu *c);
 #else
+static inline void jit_print_stats(const struct emu_cpu *c) { (void)c; }
 static inline struct jit *jit_new(void) { return NULL; }
 static inline void jit_free(struct jit *j) { (void)j; }
 static inline void jit_block_entered(struct emu_cpu *c, struct block *b) { (void)c; (void)b; }
