@@ -182,6 +182,22 @@ SNIPPET(jit_timer,
 	EXIT0
 	"3: mov $1, %r15d\n movl $0, 0xB0(%rdi)\n iretq\n")
 
+/* The same timer, three times, while the guest waits with STI; HLT (the
+ * STI shadow covers the HLT; the interrupt must still wake it). */
+SNIPPET(jit_timer_hlt,
+	".code64\n"
+	GATE(0x40, 3f)
+	LIDT
+	"mov $0xFEE00000, %edi\n"
+	"movl $0x1FF, 0xF0(%rdi)\n movl $0xB, 0x3E0(%rdi)\n movl $0x40, 0x320(%rdi)\n"
+	"movl $2000000, 0x380(%rdi)\n"
+	"xor %r15d, %r15d\n xor %ebx, %ebx\n"
+	"1: cli\n inc %rbx\n cmp $3, %r15d\n jae 2f\n sti\n hlt\n jmp 1b\n"
+	"2: sti\n"
+	EXIT0
+	/* three interrupts: the later ones reach blocks compiled by then */
+	"3: inc %r15d\n movl $0, 0xB0(%rdi)\n movl $200000, 0x380(%rdi)\n iretq\n")
+
 static volatile bool watchdog_done;
 static void *watchdog(void *arg)
 {
@@ -205,6 +221,21 @@ static void test_jit_timer_interrupt(void **state)
 	assert_int_equal(m->exit_code, 0);
 	assert_true(compiled_blocks(m) >= 1);
 	assert_true(s.gpr[R_RBX] > 1000); /* it did spin */
+	harness_free(m);
+}
+
+static void test_jit_timer_hlt(void **state)
+{
+	struct x86_cpu_state s;
+	struct machine *m = new_machine(true, "1");
+	pthread_t t;
+	watchdog_done = false;
+	pthread_create(&t, NULL, watchdog, m);
+	run(m, jit_timer_hlt_start, (size_t)(jit_timer_hlt_end - jit_timer_hlt_start), &s);
+	watchdog_done = true;
+	pthread_join(t, NULL);
+	assert_int_equal(m->exit_code, 0);
+	assert_true(compiled_blocks(m) >= 1);
 	harness_free(m);
 }
 
@@ -260,6 +291,7 @@ int main(void)
 		cmocka_unit_test(test_jit_page_fault_precise),
 		cmocka_unit_test(test_jit_self_modifying),
 		cmocka_unit_test(test_jit_timer_interrupt),
+		cmocka_unit_test(test_jit_timer_hlt),
 		cmocka_unit_test(test_jit_code_memory_full),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -512,7 +512,7 @@ void emu_chain(struct emu_cpu *c, const struct insn *i)
 
 const struct block *emu_jit_next(struct emu_cpu *c)
 {
-	if (--c->jit_chain_left == 0 || c->block_end || (c->rflags & FL_TF) ||
+	if (--c->jit_chain_left == 0 || c->block_end || c->int_shadow || (c->rflags & FL_TF) ||
 	    (__atomic_load_n(&c->pending, __ATOMIC_RELAXED) | c->irq_pending))
 		return NULL;
 	const struct block *b = vblock_hit(c, c->rip); /* 64-bit: lin == rip */

@@ -522,6 +522,9 @@ static void exit_link(struct jc *j, const struct insn *i)
 	op_m(j, 0, false, 0x80, 7, CPU(irq_pending));
 	b1(j, 0);
 	jcc_to(j, 0x5, plain);
+	op_m(j, 0, false, 0x80, 7, CPU(int_shadow)); /* after STI/MOV SS: the loop's event check */
+	b1(j, 0);
+	jcc_to(j, 0x5, plain);
 	op_m(j, 0, false, 0xF6, 0, M(RBX, (int32_t)offsetof(struct emu_cpu, rflags) + 1)); /* test TF */
 	b1(j, FL_TF >> 8);
 	jcc_to(j, 0x5, plain);
@@ -796,7 +799,7 @@ static void greg_store(struct jc *j, unsigned r, unsigned host, unsigned size, b
 enum tpl {
 	T_FALLBACK, T_NOP, T_MOV, T_MOV_IMM, T_LEA, T_ALU, T_INCDEC, T_NOT, T_NEG, T_SHIFT,
 	T_IMUL, T_MOVX, T_CMOV, T_SETCC, T_JCC, T_JMP_INLINE, T_CALL_INLINE, T_JMP, T_CALL,
-	T_RET, T_PUSH, T_POP, T_XCHG, T_CALLI, T_JMPI,
+	T_RET, T_PUSH, T_POP, T_XCHG, T_CALLI, T_JMPI, T_MULDIV, T_CDQ,
 };
 
 /* How an instruction uses the flags, for the liveness pass. */
@@ -849,8 +852,14 @@ static struct tinfo classify(const struct insn *i)
 			return T(T_NOT, F_NONE, false, (op & 1) ? v : 1);
 		if ((op == 0xF6 || op == 0xF7) && !m && sub == 3)
 			return T(T_NEG, F_KILL, false, (op & 1) ? v : 1);
-		if ((op == 0xFE || op == 0xFF) && !m && sub <= 1)
-			return T(T_INCDEC, F_PARTIAL, false, (op & 1) ? v : 1);
+		if ((op == 0xFE || op == 0xFF) && sub <= 1)
+			return T(T_INCDEC, F_PARTIAL, m, (op & 1) ? v : 1);
+		if (op == 0xF7 && sub >= 4 && sub <= 6 && v != 2)
+			return T(T_MULDIV, F_KILL, m || sub == 6, v); /* DIV may fault */
+		if ((op == 0x98 || op == 0x99) && v != 2)
+			return T(T_CDQ, F_NONE, false, v);
+		if (op == 0xFF && sub == 6 && v == 8)
+			return T(T_PUSH, F_NONE, true, 8);
 		if ((op == 0xC0 || op == 0xC1 || (op >= 0xD0 && op <= 0xD3)) && !m &&
 		    (sub == 0 || sub == 1 || sub == 4 || sub == 5 || sub == 7)) {
 			unsigned size = (op & 1) ? v : 1;
@@ -1101,11 +1110,24 @@ static void emit_insn(struct jc *j, unsigned k, struct tinfo f)
 	}
 	case T_INCDEC:
 	case T_NOT:
-	case T_NEG:
-		if (f.t == T_INCDEC && j->live_out[k])
+	case T_NEG: {
+		bool need_in = f.t == T_INCDEC && j->live_out[k];
+		bool rmw = is_mem(i);
+		int miss = -1, fl_miss = 0;
+		if (need_in)
 			flags_prepare(j);
-		greg_load(j, RCX, i->rm, size, rexp);
-		if (f.t == T_INCDEC && j->live_out[k])
+		if (rmw) { /* INC/DEC of memory: through the write TLB, as ALU */
+			emit_ea(j, k, true);
+			miss = new_label(j);
+			clobber_flags(j);
+			fl_miss = j->fl;
+			tlb_probe(j, true, size, miss);
+			lea(j, RSI, ((struct mop){ RSI, RDX, 0, 0 }));
+			host_load(j, RCX, M(RSI, 0), size);
+		} else {
+			greg_load(j, RCX, i->rm, size, rexp);
+		}
+		if (need_in)
 			flags_to_host(j);
 		else if (f.t == T_INCDEC)
 			j->fl &= ~FL_IN_HOST;
@@ -1115,7 +1137,50 @@ static void emit_insn(struct jc *j, unsigned k, struct tinfo f)
 			op_sz(j, size, 0xF6, 0xF7, f.t == T_NOT ? 2 : 3, RCX);
 		if (f.t != T_NOT)
 			flags_produced(j, k);
-		greg_store(j, i->rm, RCX, size, rexp);
+		if (!rmw) {
+			greg_store(j, i->rm, RCX, size, rexp);
+			break;
+		}
+		host_store(j, M(RSI, 0), RCX, size);
+		int after = new_label(j);
+		struct cold cs = cold_begin(j);
+		j->fl = fl_miss;
+		bind(j, miss);
+		fallback(j, k);
+		if (j->live_out[k])
+			flags_to_host(j);
+		jmp_to(j, after);
+		cold_end(j, cs);
+		bind(j, after);
+		break;
+	}
+	case T_MULDIV: {
+		/* MUL/IMUL rdx:rax = rax * src; DIV (divisor not zero and the
+		 * quotient fits, else the interpreter raises #DE) */
+		load_rm(j, k, size);
+		b1(j, 0x48); b1(j, 0x89); b1(j, 0xC1); /* mov rcx, rax */
+		greg_load(j, RAX, R_RAX, size, true);
+		if (sub == 6) {
+			int fb = cold_fallback(j, k);
+			greg_load(j, RDX, R_RDX, size, true);
+			op_sz(j, size, 0x84, 0x85, RCX, RCX); /* test rcx, rcx */
+			jcc_to(j, 0x4, fb);
+			op_sz(j, size, 0x3A, 0x3B, RDX, RCX); /* cmp rdx, rcx */
+			jcc_to(j, 0x3, fb);                   /* jae */
+		}
+		op_sz(j, size, 0xF6, 0xF7, sub, RCX);
+		flags_produced(j, k);
+		greg_store(j, R_RAX, RAX, size, true);
+		greg_store(j, R_RDX, RDX, size, true);
+		break;
+	}
+	case T_CDQ:
+		/* CWDE/CDQE (98), CDQ/CQO (99): the host's own */
+		greg_load(j, RAX, R_RAX, size, true);
+		if (size == 8)
+			b1(j, 0x48);
+		b1(j, op);
+		greg_store(j, op == 0x98 ? R_RAX : R_RDX, op == 0x98 ? RAX : RDX, size, true);
 		break;
 	case T_SHIFT: {
 		bool need_in = f.flags == F_PARTIAL && j->live_out[k];
@@ -1240,7 +1305,10 @@ static void emit_insn(struct jc *j, unsigned k, struct tinfo f)
 		exit_link(j, i);
 		break;
 	case T_PUSH:
-		if (op == 0x68 || op == 0x6A)
+		if (op == 0xFF) {
+			load_rm(j, k, 8);
+			b1(j, 0x48); b1(j, 0x89); b1(j, 0xC1); /* mov rcx, rax */
+		} else if (op == 0x68 || op == 0x6A)
 			mov_imm(j, RCX, i->imm);
 		else
 			mov_load(j, RCX, GREG((op & 7) | ((i->rex & 1) << 3)));
