@@ -69,7 +69,12 @@ SNIPPET(jit_mix,
 	"mov $0x200000, %rbp\n"
 	"xor %ecx, %ecx\n xor %r8, %r8\n xor %r9, %r9\n xor %r14, %r14\n xor %r15, %r15\n"
 	"mov $0x12345678, %eax\n mov $0x9abcdef0, %edx\n"
-	"1: mov %eax, %esi\n ror $7, %esi\n xor %edx, %esi\n add %esi, %eax\n rol $13, %edx\n"
+	/* a direct JMP back to before the loop's block (decoded inline: a
+	 * negative offset from the block's start) with a branch out there */
+	"jmp 1f\n"
+	"0: inc %r13\n test $3, %cl\n jz 5f\n jmp 5f\n"
+	"1: jmp 0b\n"
+	"5: mov %eax, %esi\n ror $7, %esi\n xor %edx, %esi\n add %esi, %eax\n rol $13, %edx\n"
 	"lea 0x11(%rax,%rdx,2), %r10\n shr $3, %r10d\n imul $31, %r10, %r11\n sub %r11, %r8\n"
 	"mov %r8, (%rbp,%rcx,8)\n add (%rbp,%rcx,8), %r9\n"
 	"movzbl %al, %r12d\n movsbq %dl, %r13\n add %r12, %r13\n cmp %r13, %r9\n cmovl %r13, %r14\n"

@@ -181,7 +181,7 @@ struct jc {
 	struct emu_cpu *c;
 	const struct insn *first;
 	unsigned n_insns;
-	uint32_t off[BLOCK_MAX + 1];  /* each instruction's offset from the block's RIP */
+	int64_t off[BLOCK_MAX + 1];   /* each instruction's offset from the block's RIP */
 	bool live_out[BLOCK_MAX];     /* flags read after this instruction */
 	unsigned page_off;            /* the block's RIP within its page */
 	int fl;                       /* where the guest flags are (FL_IN_*) */
@@ -571,7 +571,7 @@ static void exit_next_rip(struct jc *j, const struct insn *i)
 static void fallback(struct jc *j, unsigned k)
 {
 	const struct insn *i = &j->first[k];
-	uint32_t off = j->off[k], noff = off + i->len;
+	int64_t off = j->off[k], noff = off + i->len;
 	flags_to_mem(j);
 	if (fallback_profile) {
 		mov_imm(j, RAX, (uint64_t)(uintptr_t)&fallback_count[(i->map & 3) * 256 + i->op]);
@@ -994,7 +994,7 @@ static void emit_insn(struct jc *j, unsigned k, struct tinfo f)
 	const struct insn *i = &j->first[k];
 	unsigned size = f.size, op = i->op, sub = i->reg & 7;
 	bool w = size == 8, rexp = i->rex != 0;
-	uint32_t noff = j->off[k] + i->len;
+	int64_t noff = j->off[k] + i->len;
 	switch (f.t) {
 	case T_NOP:
 	case T_JMP_INLINE:
@@ -1358,9 +1358,9 @@ static bool compile(struct emu_cpu *c, struct block *b, struct jc *j)
 	for (unsigned k = 0; k < b->n; k++) {
 		const struct insn *i = &j->first[k];
 		info[k] = classify(i);
-		uint32_t next = j->off[k] + i->len;
+		int64_t next = j->off[k] + i->len;
 		if (info[k].t == T_JMP_INLINE || info[k].t == T_CALL_INLINE)
-			next += (uint32_t)i->imm;
+			next += (int64_t)i->imm;
 		j->off[k + 1] = next;
 	}
 	/* backward liveness of the flags */
