@@ -58,7 +58,16 @@ void run_usage(void)
 "  -h, --help            this text\n"
 "\n"
 "Exit status: 0 when the guest powers off (or resets with --no-reboot), the\n"
-"debug-exit status, 128+N when stopped by signal N, 1 on an error.\n",
+"debug-exit status, 128+N when stopped by signal N, 1 on an error.\n"
+"\n"
+"Environment:\n"
+"  XVM_CACHE_DIR=DIR|off   where host-decompressed kernels are kept (default\n"
+"                          ~/.cache/xvm/kernels), or no cache\n"
+"  XVM_EMU_JIT=0|1         software CPU: translate hot code to host code\n"
+"  XVM_EMU_STATS=1         software CPU: counters and a guest time profile\n"
+"                          at exit (XVM_EMU_STATS_DUMP=FILE: raw RIP samples)\n"
+"  XVM_EMU_TRACE=1         software CPU: the last instructions and registers\n"
+"                          of each vCPU at exit\n",
 	       MAX_VCPUS, MAX_DISKS, MAX_NETS);
 }
 
