@@ -465,9 +465,45 @@ static void gen_addressing(void)
 	BYTES("cmp [rip-6],cl", 0x38, 0x0D, 0xFA, 0xFF, 0xFF, 0xFF);
 }
 
+/* Prefix handling: segment overrides that 64-bit mode ignores, REX
+ * followed by a legacy prefix (REX ignored) or preceded by one, repeated
+ * prefixes, branch hints, and the 15-byte limit (#GP beyond it). */
+static void gen_prefixes(void)
+{
+	static const uint8_t segs[4] = { 0x26, 0x2E, 0x36, 0x3E };
+	for (int k = 0; k < 4; k++) {
+		struct diff_form *f = newf("%02x: mov rax,[rbx]", segs[k]);
+		emit(f, segs[k]); emit(f, 0x48); emit(f, 0x8B); emit(f, 0x03);
+		f = newf("%02x: add [rbx],ecx", segs[k]);
+		emit(f, segs[k]); emit(f, 0x01); emit(f, 0x0B);
+		f = newf("%02x: jnz (hint)", segs[k]);
+		emit(f, segs[k]); emit(f, 0x75); emit(f, 2); emit(f, 0xFF); emit(f, 0xC0);
+	}
+	BYTES("rex.w 66 add eax,ecx (rex ignored)", 0x48, 0x66, 0x01, 0xC8);
+	BYTES("66 rex.w add rax,rcx", 0x66, 0x48, 0x01, 0xC8);
+	BYTES("rex.b 90 (xchg r8,rax)", 0x41, 0x90);
+	BYTES("rex.b f3 90 (pause, rex ignored)", 0x41, 0xF3, 0x90);
+	BYTES("66 66 66 add ax,cx", 0x66, 0x66, 0x66, 0x01, 0xC8);
+	BYTES("rex rex.w add (last rex)", 0x40, 0x48, 0x01, 0xC8);
+	BYTES("rex.w rex add (last rex)", 0x48, 0x40, 0x01, 0xC8);
+	BYTES("67 67 lea", 0x67, 0x67, 0x48, 0x8D, 0x04, 0x0B);
+	struct diff_form *f = BYTES("f2 f3 movsb (last wins)", 0xF2, 0xF3, 0xA4);
+	f->setup = setup_string;
+	f->df = true;
+	f = BYTES("f3 f2 cmpsb (last wins)", 0xF3, 0xF2, 0xA6);
+	f->setup = setup_string;
+	f->df = true;
+	/* 15 bytes: fine; 16: #GP */
+	BYTES("15-byte add", 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x67, 0x48, 0x81, 0x84, 0x0B,
+	      0x10, 0x00);
+	BYTES("16-byte add (#GP)", 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x67, 0x48, 0x81, 0x84,
+	      0x0B, 0x10, 0x00);
+}
+
 void gen_int_more(void)
 {
 	gen_addressing();
+	gen_prefixes();
 	gen_alu_more();
 	gen_test_xchg_mov();
 	gen_shift_more();
