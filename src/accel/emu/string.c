@@ -51,8 +51,14 @@ static uint64_t rep_fast(struct emu_cpu *c, const struct insn *i, unsigned size,
 		uint64_t bytes = n * size;
 		if (movs) {
 			if (dst > src && dst < src + bytes) {
-				for (uint64_t k = 0; k < bytes; k++)
-					dst[k] = src[k];
+				/* overlapping forward copy: element by element, each
+				 * element read whole before it is written (a byte loop
+				 * differs when the distance is below the element size) */
+				for (uint64_t k = 0; k < bytes; k += size) {
+					uint64_t e;
+					memcpy(&e, src + k, size);
+					memcpy(dst + k, &e, size);
+				}
 			} else {
 				memmove(dst, src, bytes);
 			}
