@@ -569,7 +569,11 @@ static void op_x87(struct emu_cpu *c, const struct insn *i)
 					fpop(c);
 				return;
 			case 5: fpush(c, load_mem(c, i, ea, 5)); return;
-			case 7: store_m80(c, i, ea, *st(c, 0)); fpop(c); return;
+			case 7: /* exact: C1 (rounded up) is 0 */
+				store_m80(c, i, ea, *st(c, 0));
+				c->fsw &= (uint16_t)~0x0200;
+				fpop(c);
+				return;
 			default: insn_ud(c, i);
 			}
 		case 0xDD:
