@@ -1170,8 +1170,10 @@ static void gen_x87(void)
 	for (unsigned k = 0; k < sizeof(mem) / sizeof(mem[0]); k++) {
 		/* FLD: "C1 set to 1 if stack overflow occurred; otherwise, set
 		 * to 0. C0, C2, C3 undefined." stores: C1 = rounding direction */
+		/* FSTP m80fp is exact: C1 ("0 := not roundup") is compared */
+		bool exact = mem[k].op == 0xDB && mem[k].r == 7;
 		struct diff_form *f = x87f(mem[k].n, mem[k].op, mem[k].r << 3 | 3, mem[k].store, !mem[k].store,
-					   mem[k].store ? U_ROUND : U_C023);
+					   mem[k].store && !exact ? U_ROUND : U_C023);
 		f->fp = (uint8_t)mem[k].fp;
 	}
 	/* st(i) moves */

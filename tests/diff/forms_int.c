@@ -500,10 +500,73 @@ static void gen_prefixes(void)
 	      0x0B, 0x10, 0x00);
 }
 
+/* Memory operands that cross the 4 KiB page boundary in the middle of
+ * the data area (the emulator splits them: mem.c), and REP MOVS/STOS
+ * whose run crosses it (the page-by-page fast paths). */
+static void setup_string_cross(uint64_t *gpr)
+{
+	gpr[R_RSI] = DATA_ADDR + 0xF00 + diff_rand() % 256;
+	gpr[R_RDI] = DATA_ADDR + 0xF40 + diff_rand() % 256;
+	gpr[R_RCX] = diff_rand() % 300;
+}
+
+static void gen_page_cross(void)
+{
+	static const struct { const char *n; uint8_t b[8]; int len; } ops[] = {
+		{ "mov rax,[rbx]", { 0x48, 0x8B, 0x03 }, 3 },
+		{ "mov ecx,[rbx]", { 0x8B, 0x0B }, 2 },
+		{ "mov dx,[rbx]", { 0x66, 0x8B, 0x13 }, 3 },
+		{ "mov [rbx],rsi", { 0x48, 0x89, 0x33 }, 3 },
+		{ "mov [rbx],edi", { 0x89, 0x3B }, 2 },
+		{ "add [rbx],r9", { 0x4C, 0x01, 0x0B }, 3 },
+		{ "xchg [rbx],rcx", { 0x48, 0x87, 0x0B }, 3 },
+		{ "lock xadd [rbx],rdx", { 0xF0, 0x48, 0x0F, 0xC1, 0x13 }, 5 },
+		{ "lock cmpxchg [rbx],rsi", { 0xF0, 0x48, 0x0F, 0xB1, 0x33 }, 5 },
+		{ "lock inc dword [rbx]", { 0xF0, 0xFF, 0x03 }, 3 },
+		{ "movdqu xmm1,[rbx]", { 0xF3, 0x0F, 0x6F, 0x0B }, 4 },
+		{ "movdqu [rbx],xmm2", { 0xF3, 0x0F, 0x7F, 0x13 }, 4 },
+		{ "movq [rbx],xmm3", { 0x66, 0x0F, 0xD6, 0x1B }, 4 },
+		{ "bts [rbx],ecx", { 0x0F, 0xAB, 0x0B }, 3 },
+		{ "push [rbx]", { 0xFF, 0x33 }, 2 },
+		{ "pop [rbx]", { 0x8F, 0x03 }, 2 },
+		{ "fld tword [rbx]", { 0xDB, 0x2B }, 2 },
+		{ "fstp tword [rbx]", { 0xDB, 0x3B }, 2 },
+	};
+	for (unsigned k = 0; k < sizeof(ops) / sizeof(ops[0]); k++)
+		for (int off = 1; off <= 9; off += 4) {
+			char nm[48];
+			snprintf(nm, sizeof(nm), "%s at page end-%d", ops[k].n, off);
+			struct diff_form *f = bytes_form(nm, ops[k].b, ops[k].len);
+			f->mem_offset = (uint16_t)(0x1000 - off);
+			if (ops[k].b[0] == 0xDB) {
+				f->st_valid = ops[k].b[1] == 0x3B;
+				f->st_free = ops[k].b[1] == 0x2B;
+				f->fp = DIFF_MEM_M80;
+			}
+			if (ops[k].b[0] == 0x0F && ops[k].b[1] == 0xAB) {
+				f->undef_flags = FL_OF | FL_SF | FL_AF | FL_PF;
+				f->setup = setup_bt_offset;
+			}
+			if (ops[k].b[0] == 0xDB)
+				f->fsw_undef = FSW_C0 | FSW_C2 | FSW_C3;
+		}
+	static const struct { const char *n; uint8_t b[3]; int len; } str[] = {
+		{ "rep movsb (page cross)", { 0xF3, 0xA4 }, 2 }, { "rep movsq (page cross)", { 0xF3, 0x48, 0xA5 }, 3 },
+		{ "rep stosb (page cross)", { 0xF3, 0xAA }, 2 }, { "rep stosd (page cross)", { 0xF3, 0xAB }, 2 },
+		{ "repe cmpsb (page cross)", { 0xF3, 0xA6 }, 2 }, { "repne scasw (page cross)", { 0xF2, 0x66, 0xAF }, 3 },
+	};
+	for (unsigned k = 0; k < sizeof(str) / sizeof(str[0]); k++) {
+		struct diff_form *f = bytes_form(str[k].n, str[k].b, str[k].len);
+		f->setup = setup_string_cross;
+		f->df = true;
+	}
+}
+
 void gen_int_more(void)
 {
 	gen_addressing();
 	gen_prefixes();
+	gen_page_cross();
 	gen_alu_more();
 	gen_test_xchg_mov();
 	gen_shift_more();
