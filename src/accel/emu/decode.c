@@ -362,8 +362,12 @@ static bool decode(struct emu_cpu *c, struct insn *i, bool ahead)
 	case I_B: i->imm = (uint64_t)sext(next_byte(&f), 1); break;
 	case I_W: i->imm = next_imm(&f, 2); break;
 	case I_Z:
-		i->imm = i->osize == 2 ? (uint64_t)sext(next_imm(&f, 2), 2)
-				       : (uint64_t)sext(next_imm(&f, 4), 4);
+		/* near CALL/JMP/Jcc rel32 in 64-bit mode: Intel 64 ignores 66
+		 * (AMD64 reads a rel16 and truncates RIP; this CPU is Intel) */
+		if (i->osize == 2 && !(c->code64 && (b == 0xE8 || b == 0xE9 || (i->map == 1 && (b & 0xF0) == 0x80))))
+			i->imm = (uint64_t)sext(next_imm(&f, 2), 2);
+		else
+			i->imm = (uint64_t)sext(next_imm(&f, 4), 4);
 		break;
 	case I_V: i->imm = next_imm(&f, i->osize); break;
 	case I_A: i->imm = next_imm(&f, i->asize); break;
