@@ -745,8 +745,8 @@ void sys_grp15(struct emu_cpu *c, const struct insn *i)
 			return; /* LFENCE / MFENCE / SFENCE */
 		insn_ud(c, i);
 	}
-	if (i->pfx & (PFX_F3 | PFX_F2))
-		insn_ud(c, i); /* F3/F2 with a memory operand: PTWRITE & co, not advertised */
+	if (i->pfx & (PFX_F3 | PFX_F2 | PFX_66))
+		insn_ud(c, i); /* prefixed memory forms: PTWRITE, CLFLUSHOPT, CLWB..., not advertised */
 	uint64_t ea = insn_ea(c, i);
 	switch (r) {
 	case 0: case 1: { /* FXSAVE / FXRSTOR */
@@ -787,9 +787,7 @@ void sys_grp15(struct emu_cpu *c, const struct insn *i)
 		check_sse(c);
 		mem_write(c, i->seg, ea, 4, c->mxcsr);
 		return;
-	case 7: /* CLFLUSH (66: CLFLUSHOPT, not advertised) */
-		if (i->pfx & PFX_66)
-			insn_ud(c, i);
+	case 7: /* CLFLUSH */
 		(void)mem_read(c, i->seg, ea, 1);
 		return;
 	default:
