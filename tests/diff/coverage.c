@@ -15,7 +15,11 @@
  * implemented unless it raises #UD. An instruction that gives #GP in user
  * mode (privileged) is run again at CPL 0, where an unimplemented
  * encoding still gives #UD. Each form's bytes are decoded by the same
- * decoder and mark their keys covered. */
+ * decoder and mark their keys covered.
+ *
+ * Operand sizes: an encoding whose result changes with 66 or REX.W (the
+ * emulator says so, run from the same random state with and without the
+ * prefix) must have a form of each of its sizes (probe_sizes). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,8 +69,8 @@ static struct key key_of_index(unsigned x)
 
 /* The prefix classes that select different instructions (SDM vol. 2,
  * appendix A, the opcode maps' prefix columns): SSE and later opcodes of
- * the 0F, 0F38 and 0F3A maps; POPCNT/TZCNT/LZCNT (F3); group 15 and 9
- * (F3: RDFSBASE..., RDPID); REP/REPNE on the string instructions;
+ * the 0F, 0F38 and 0F3A maps; POPCNT/TZCNT/LZCNT (F3); group 15 (66:
+ * CLFLUSHOPT..., F3: RDFSBASE...) and group 9 (F3: RDPID); REP/REPNE on the string instructions;
  * PAUSE (F3 90). Bit per class. */
 static unsigned pfx_classes(int map, int op)
 {
@@ -77,8 +81,10 @@ static unsigned pfx_classes(int map, int op)
 		if ((op >= 0x10 && op <= 0x17) || (op >= 0x28 && op <= 0x2F) || (op >= 0x50 && op <= 0x7F) ||
 		    (op >= 0xC2 && op <= 0xC6) || op >= 0xD0)
 			return all;
-		if (op == 0xB8 || op == 0xBC || op == 0xBD || op == 0xAE || op == 0xC7)
+		if (op == 0xB8 || op == 0xBC || op == 0xBD || op == 0xC7)
 			return 1u << P_NONE | 1u << P_F3;
+		if (op == 0xAE) /* 66: CLFLUSHOPT, TPAUSE...; F3: RDFSBASE... */
+			return 1u << P_NONE | 1u << P_66 | 1u << P_F3;
 		return 1u << P_NONE;
 	}
 	if (op == 0xA6 || op == 0xA7 || op == 0xAE || op == 0xAF)
@@ -331,6 +337,115 @@ static void enumerate(struct probe *p)
 		}
 }
 
+/* ------------------------------------------------------------------ */
+/* Operand sizes: an encoding whose result changes with 66 or REX.W needs
+ * a form of each size it has. Asked of the emulator too: the synthetic
+ * instruction runs from the same random state plain, with 66 (unless 66
+ * is its mandatory prefix) and with REX.W; a different result makes the
+ * size a required one. Bits: 1 = 16, 2 = 32, 4 = 64-bit operand size. */
+static uint8_t size_need[NKEYS], size_seen[NKEYS];
+
+static unsigned size_bit(unsigned osize)
+{
+	return osize == 2 ? 1 : osize == 8 ? 4 : 2;
+}
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+	h ^= v;
+	h *= 0x100000001B3ULL;
+	return h ^ (h >> 29);
+}
+
+/* One run: returns a digest of the result, *osize the decoded size. */
+static uint64_t size_run(struct probe *p, const struct key *k, bool p66, int rex, uint64_t seed, uint32_t flags,
+			 unsigned *osize)
+{
+	static const uint8_t pfx_byte[4] = { 0, 0x66, 0xF3, 0xF2 };
+	probe_reset(p, 3);
+	struct emu_cpu *c = p->c;
+	uint64_t r = seed;
+	for (int g = 0; g < 16; g++) {
+		r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+		if (g != R_RBX && g != R_RSP && g != R_RSI && g != R_RDI && g != R_RBP)
+			c->r[g] = r ^ (r >> 31);
+	}
+	c->r[R_RCX] &= 3;
+	for (unsigned b = 0; b < 0x2000; b += 8) {
+		r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+		memcpy(p->data + b, &r, 8);
+	}
+	for (int x = 0; x < 16; x++)
+		memcpy(&c->xmm[x], p->data + 0x1000 + 16 * x, 16);
+	set_rflags(c, 0x202 | (seed & FL_ARITH), ~0ULL);
+	/* the prefixes go in front of a fixed place: the opcode, the end of
+	 * the instruction and a CALL's return address do not move */
+	uint8_t pre[4];
+	unsigned n = 0;
+	if (p66)
+		pre[n++] = 0x66;
+	if (k->pfx)
+		pre[n++] = pfx_byte[k->pfx];
+	if (rex)
+		pre[n++] = (uint8_t)rex;
+	struct key plain = *k;
+	plain.pfx = 0;
+	memcpy(p->code + 16 - n, pre, n);
+	synth(p->code + 16, &plain, k->reg != ANY ? k->reg : 0, k->rm != ANY ? k->rm : 1, k->kind != K_NOMODRM);
+	c->rip = COV_CODE + 16 - n;
+	struct insn i;
+	*osize = 0;
+	if (!setjmp(c->fault_jmp)) {
+		decode_insn(c, &i);
+		*osize = i.osize;
+	}
+	int v = emu_test_step(&p->m->vcpus[0]);
+	uint64_t h = mix(0xCBF29CE484222325ULL, (uint64_t)v);
+	for (int g = 0; g < 16; g++)
+		h = mix(h, c->r[g]);
+	h = mix(h, get_rflags(c) & flags);
+	if (v < 0)
+		h = mix(h, c->rip); /* a fault leaves RIP on the (prefixed) instruction */
+	for (unsigned q = 0; q < 0x2000; q += 8) {
+		uint64_t w;
+		memcpy(&w, p->data + q, 8);
+		h = mix(h, w);
+	}
+	for (int x = 0; x < 16; x++)
+		h = mix(h, c->xmm[x].q[0] ^ c->xmm[x].q[1] * 3);
+	return h;
+}
+
+static void probe_sizes(struct probe *p)
+{
+	unsigned nforms;
+	const struct diff_form *forms = diff_forms(&nforms);
+	for (unsigned x = 0; x < NKEYS; x++) {
+		if (!(state[x] & S_IMPL) || (state[x] & S_EXCLUDED))
+			continue;
+		struct key k = key_of_index(x);
+		bool try66 = !(pfx_classes(k.map, k.op) & 1u << P_66);
+		/* flags the SDM leaves undefined for this instruction (as its
+		 * forms say) may differ with the size: not compared */
+		uint32_t flags = FL_ARITH | FL_DF;
+		if (first_form[x])
+			flags &= ~forms[first_form[x] - 1].undef_flags;
+		unsigned need = 0, os, os66, osw;
+		for (uint64_t t = 1; t <= 3; t++) {
+			uint64_t seed = t * 0x9E3779B97F4A7C15ULL;
+			uint64_t plain = size_run(p, &k, false, 0, seed, flags, &os);
+			need |= size_bit(os);
+			if (try66 && size_run(p, &k, true, 0, seed, flags, &os66) != plain)
+				need |= size_bit(os66);
+			/* REX.W against an empty REX: a REX alone changes AH..BH to
+			 * SPL..DIL, which is not a size */
+			if (size_run(p, &k, false, 0x48, seed, flags, &osw) != size_run(p, &k, false, 0x40, seed, flags, &os))
+				need |= size_bit(osw);
+		}
+		size_need[x] = (uint8_t)need;
+	}
+}
+
 /* Marks the keys of every instruction of every form. */
 static void mark_forms(struct probe *p)
 {
@@ -349,6 +464,7 @@ static void mark_forms(struct probe *p)
 			struct key k = key_of_insn(&i);
 			unsigned x = key_index(&k);
 			state[x] |= S_COVERED;
+			size_seen[x] |= (uint8_t)size_bit(i.osize);
 			if (!first_form[x])
 				first_form[x] = (uint16_t)(f + 1);
 			p->c->rip += i.len;
@@ -406,7 +522,11 @@ int diff_coverage(bool verbose)
 		state[x] |= S_EXCLUDED;
 	}
 
-	unsigned impl = 0, covered = 0, excluded = 0, gaps = 0, extra = 0;
+	probe_sizes(&p);
+	memset(size_seen, 0, sizeof(size_seen));
+	mark_forms(&p);
+
+	unsigned impl = 0, covered = 0, excluded = 0, gaps = 0, extra = 0, size_keys = 0, size_gaps = 0;
 	unsigned nforms;
 	const struct diff_form *forms = diff_forms(&nforms);
 	for (unsigned x = 0; x < NKEYS; x++) {
@@ -426,6 +546,14 @@ int diff_coverage(bool verbose)
 			covered++;
 			if (verbose)
 				printf("  covered   %-20s %s\n", s, forms[first_form[x] - 1].name);
+			unsigned missing = size_need[x] & ~size_seen[x];
+			if (size_need[x] & (size_need[x] - 1))
+				size_keys++; /* more than one size */
+			if (missing) {
+				size_gaps++;
+				printf("  SIZE      %-20s no form of%s%s%s bits (handler %s)\n", s, missing & 1 ? " 16" : "",
+				       missing & 2 ? " 32" : "", missing & 4 ? " 64" : "", key_handler(&p, &k));
+			}
 		} else if (state[x] & S_EXCLUDED) {
 			excluded++;
 			if (verbose)
@@ -438,6 +566,8 @@ int diff_coverage(bool verbose)
 	printf("coverage: %u implemented encodings: %u covered by %u forms, %u excluded (unit tests), "
 	       "%u uncovered; %u more keys run by forms that expect #UD\n",
 	       impl, covered, nforms, excluded, gaps, extra);
+	printf("coverage: %u covered encodings have more than one operand size; %u lack a form of one of them\n",
+	       size_keys, size_gaps);
 	harness_free(p.m);
-	return bad || gaps ? 1 : 0;
+	return bad || gaps || size_gaps ? 1 : 0;
 }

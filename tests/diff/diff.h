@@ -61,7 +61,7 @@ struct diff_exclusion {
 const struct diff_exclusion *diff_exclusions(unsigned *n);
 
 /* The coverage gate (coverage.c): 0 if every implemented encoding has a
- * form or an exclusion. */
+ * form (of each operand size it has) or an exclusion. */
 int diff_coverage(bool verbose);
 /* the name of the function at addr (symbols.c), NULL if unknown */
 const char *diff_symbol_of(const void *addr);

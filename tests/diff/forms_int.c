@@ -362,6 +362,8 @@ static void gen_x87_more(void)
 	f->fsw_undef = FSW_CC;
 }
 
+static void setup_rbp(uint64_t *gpr);
+
 /* ------------------------------------------------------------------ */
 /* addressing: ModRM/SIB/displacement forms (forms elsewhere use [rbx]) */
 
@@ -562,11 +564,118 @@ static void gen_page_cross(void)
 	}
 }
 
+/* Operand sizes the coverage gate asks for (an encoding whose result
+ * changes with 66 or REX.W needs a form of each size it has). */
+static bool bswap16_undef(const struct diff_form *f, const uint64_t *gpr, int r)
+{
+	/* BSWAP: "When the BSWAP instruction references a 16-bit register,
+	 * the result is undefined." */
+	return r == f->kind;
+}
+
+static void gen_sizes(void)
+{
+	for (int op = 0; op < 8; op++)
+		for (int imm8 = 0; imm8 < 2; imm8++) {
+			struct diff_form *f = newf("%sw [rbx],imm%s", alu_names[op], imm8 ? "8" : "16");
+			enc(f, 0, 2, imm8 ? "83" : "81", op, 0, true);
+			emit_imm(f, diff_rand(), imm8 ? 1 : 2);
+			f->undef_flags = ARITH_LOGIC_AF(op);
+		}
+	for (int cc = 0; cc < 16; cc++) {
+		char o[8];
+		snprintf(o, sizeof(o), "0F%02X", 0x40 + cc);
+		struct diff_form *f = newf("cmov%xl esi,[rbx]", cc);
+		enc(f, 0, 4, o, 6, 0, true);
+	}
+	for (int r = 0; r < 8; r++) {
+		struct diff_form *f = newf("xchgw ax,r%dw", 8 + r);
+		emit(f, 0x66); emit(f, 0x41); emit(f, 0x90 + r);
+		f = newf("bswapw r%dw (undefined)", 8 + r);
+		emit(f, 0x66); emit(f, 0x41); emit(f, 0x0F); emit(f, 0xC8 + r);
+		f->kind = (uint8_t)(8 + r);
+		f->undef_result = bswap16_undef;
+	}
+	for (int r = 0; r < 8; r++) { /* the no-REX encodings of 91-97 and BSWAP (keys per opcode) */
+		struct diff_form *f;
+		if (r) {
+			f = newf("xchgw ax,reg%d", r);
+			emit(f, 0x66); emit(f, 0x90 + r);
+		}
+		f = newf("bswapw reg%d (undefined)", r);
+		emit(f, 0x66); emit(f, 0x0F); emit(f, 0xC8 + r);
+		f->kind = (uint8_t)r;
+		f->undef_result = bswap16_undef;
+	}
+	BYTES("xchg rax,rsp", 0x48, 0x94);
+	BYTES("xchg ax,sp", 0x66, 0x94);
+	BYTES("movsxd r9w,r14w (66)", 0x66, 0x45, 0x63, 0xCE);
+	BYTES("movsxd cx,[rbx] (66)", 0x66, 0x63, 0x0B);
+	BYTES("movsxd ecx,[rbx] (no rex.w)", 0x63, 0x0B);
+	BYTES("pushw simm8", 0x66, 0x6A, 0x85);
+	BYTES("test ecx,eax", 0x85, 0xC1);
+	BYTES("popw r10w (8f)", 0x66, 0x41, 0x8F, 0xC2);
+	BYTES("pushw r10w (ff /6)", 0x66, 0x41, 0xFF, 0xF2);
+	struct diff_form *f = BYTES("movl eax,[moffs]", 0xA1);
+	emit_imm(f, DATA_ADDR + 0x104, 8);
+	BYTES("movw [rbx],imm16 (c7)", 0x66, 0xC7, 0x03, 0x34, 0x92);
+	f = BYTES("enterw 8,1", 0x66, 0xC8, 0x08, 0x00, 0x01);
+	f->setup = setup_rbp;
+	f = BYTES("enterw 16,0; leavew", 0x66, 0xC8, 0x10, 0x00, 0x00, 0x66, 0xC9);
+	f->setup = setup_rbp;
+	/* x87 environment and state in the 16-bit format: FIP/FDP and their
+	 * selectors (bytes 6-13) are implementation-specific */
+	f = BYTES("fnstenv (16-bit) [rbx]", 0x66, 0xD9, 0x33);
+	f->mem_skip_off = 6;
+	f->mem_skip_len = 8;
+	f = BYTES("fnstenv; fldenv (16-bit)", 0x66, 0xD9, 0x33, 0xC6, 0x43, 0x02, 0x00, 0x66, 0xD9, 0x23);
+	f->mem_skip_off = 6;
+	f->mem_skip_len = 8;
+	f = BYTES("fnsave (16-bit) [rbx]", 0x66, 0xDD, 0x33);
+	f->mem_skip_off = 6;
+	f->mem_skip_len = 8;
+	f = BYTES("fnsave; frstor (16-bit)", 0x66, 0xDD, 0x33, 0x66, 0xDD, 0x23);
+	f->mem_skip_off = 6;
+	f->mem_skip_len = 8;
+	/* conversions and moves with the other GPR size */
+	static const struct { const char *n; uint8_t b[6]; int len; uint8_t fp; } cv[] = {
+		{ "cvtsi2ss xmm1,qword [rbx]", { 0xF3, 0x48, 0x0F, 0x2A, 0x0B }, 5, 0 },
+		{ "cvtsi2sd xmm1,ecx", { 0xF2, 0x0F, 0x2A, 0xC9 }, 4, 0 },
+		{ "cvtsi2sd xmm1,dword [rbx]", { 0xF2, 0x0F, 0x2A, 0x0B }, 4, 0 },
+		{ "cvttss2si rcx,xmm2", { 0xF3, 0x48, 0x0F, 0x2C, 0xCA }, 5, 4 },
+		{ "cvttss2si rcx,[rbx]", { 0xF3, 0x48, 0x0F, 0x2C, 0x0B }, 5, 4 },
+		{ "cvttsd2si ecx,xmm2", { 0xF2, 0x0F, 0x2C, 0xCA }, 4, 8 },
+		{ "cvttsd2si ecx,[rbx]", { 0xF2, 0x0F, 0x2C, 0x0B }, 4, 8 },
+		{ "cvtss2si ecx,xmm2", { 0xF3, 0x0F, 0x2D, 0xCA }, 4, 4 },
+		{ "cvtss2si ecx,[rbx]", { 0xF3, 0x0F, 0x2D, 0x0B }, 4, 4 },
+		{ "cvtsd2si rcx,xmm2", { 0xF2, 0x48, 0x0F, 0x2D, 0xCA }, 5, 8 },
+		{ "cvtsd2si rcx,[rbx]", { 0xF2, 0x48, 0x0F, 0x2D, 0x0B }, 5, 8 },
+		{ "movq xmm1,[rbx] (66 w 6e)", { 0x66, 0x48, 0x0F, 0x6E, 0x0B }, 5, 0 },
+		{ "movq rcx,xmm2 (66 w 7e)", { 0x66, 0x48, 0x0F, 0x7E, 0xD1 }, 5, 0 },
+		{ "movq [rbx],xmm2 (66 w 7e)", { 0x66, 0x48, 0x0F, 0x7E, 0x13 }, 5, 0 },
+		{ "rep cmpxchg16b [rbx]", { 0xF3, 0x48, 0x0F, 0xC7, 0x0B }, 5, 0 },
+	};
+	for (unsigned k = 0; k < sizeof(cv) / sizeof(cv[0]); k++) {
+		f = bytes_form(cv[k].n, cv[k].b, cv[k].len);
+		f->fp = cv[k].fp;
+	}
+	/* group 15 with 66 */
+	f = BYTES("66 fxsave [rbx]", 0x66, 0x0F, 0xAE, 0x03, 0x81, 0x63, 0x1C, 0xFF, 0xFF, 0x00, 0x00);
+	f->mem_skip_off = 6;
+	f->mem_skip_len = 18;
+	f = BYTES("66 fxsave; 66 fxrstor", 0x66, 0x0F, 0xAE, 0x03, 0x66, 0x0F, 0xAE, 0x0B);
+	f->mem_skip_off = 6;
+	f->mem_skip_len = 18;
+	BYTES("66 stmxcsr; 66 ldmxcsr", 0x66, 0x0F, 0xAE, 0x1B, 0x66, 0x0F, 0xAE, 0x13);
+	BYTES("66 stmxcsr [rbx]", 0x66, 0x0F, 0xAE, 0x1B);
+}
+
 void gen_int_more(void)
 {
 	gen_addressing();
 	gen_prefixes();
 	gen_page_cross();
+	gen_sizes();
 	gen_alu_more();
 	gen_test_xchg_mov();
 	gen_shift_more();
