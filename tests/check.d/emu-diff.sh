@@ -23,7 +23,7 @@ while IFS=: read -r file fn; do
 done < <(grep -o '"test_[a-z0-9_]*\.c:test_[a-z0-9_]*"' "$here/tests/diff/excluded.c" | tr -d '"' | sort -u)
 [ "$missing" = 0 ] || exit 1
 timeout 60 "$BUILD/emu-diff" --coverage || exit 1
-n=${EMU_DIFF_ITERATIONS:-500}
+n=${EMU_DIFF_ITERATIONS:-400}
 # with the fast paths the decoder picks, with the generic handlers, and
 # through the JIT (each form compiled at its first run)
 timeout 300 "$BUILD/emu-diff" -n "$n" && timeout 300 "$BUILD/emu-diff" -g -n "$n" &&
