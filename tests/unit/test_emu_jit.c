@@ -149,6 +149,51 @@ static void test_jit_page_fault_precise(void **state)
 	harness_free(m);
 }
 
+/* SSE data moves in a compiled loop, against the interpreter; at
+ * iteration 50 a MOVDQA gets an unaligned address: #GP at its RIP, the
+ * handler skips it. */
+SNIPPET(jit_sse,
+	".code64\n"
+	GATE(13, 3f)
+	LIDT
+	"mov $0x200000, %rbp\n xor %ecx, %ecx\n xor %r14d, %r14d\n"
+	"mov $0x200041, %rdi\n"
+	"1: movdqu (%rbp,%rcx,1), %xmm1\n movups %xmm1, 0x1000(%rbp,%rcx,1)\n"
+	"movss 0x10(%rbp,%rcx,1), %xmm2\n movsd %xmm2, 0x2000(%rbp,%rcx,8)\n"
+	"movss %xmm1, %xmm2\n movsd %xmm2, 0x2800(%rbp,%rcx,8)\n"
+	"movaps %xmm1, %xmm3\n movdqa 0x40(%rbp), %xmm4\n paddd %xmm3, %xmm4\n"
+	"movdqa %xmm4, 0x3000(%rbp)\n movupd 0x3000(%rbp), %xmm5\n movapd %xmm5, 0x3010(%rbp)\n"
+	"lea 0x40(%rbp), %rax\n cmp $50, %ecx\n cmove %rdi, %rax\n"
+	".globl jit_sse_gp\n jit_sse_gp: movdqa (%rax), %xmm6\n"
+	"movdqu %xmm6, 0x3020(%rbp,%rcx,8)\n"
+	"inc %ecx\n cmp $100, %ecx\n jb 1b\n"
+	EXIT0
+	"3: pop %r9\n mov (%rsp), %r10\n inc %r14\n addq $4, (%rsp)\n iretq\n")
+extern const uint8_t jit_sse_gp[];
+
+static void test_jit_sse_moves(void **state)
+{
+	static uint8_t want[0x4000];
+	struct x86_cpu_state s;
+	for (int jit = 0; jit < 2; jit++) {
+		struct machine *m = new_machine(jit, "2");
+		for (unsigned k = 0; k < 0x100; k++)
+			m->ram.host[0x200000 + k] = (uint8_t)(k * 37 + 11);
+		run(m, jit_sse_start, (size_t)(jit_sse_end - jit_sse_start), &s);
+		assert_int_equal(m->run_state, VM_STOP_EXIT);
+		assert_int_equal(s.gpr[R_R14], 1); /* one #GP */
+		assert_int_equal(s.gpr[R_R10], 0x100000 + (uint64_t)(jit_sse_gp - jit_sse_start));
+		assert_int_equal(s.gpr[R_R9], 0);
+		if (!jit) {
+			memcpy(want, m->ram.host + 0x200000, sizeof(want));
+		} else {
+			assert_true(compiled_blocks(m) >= 1);
+			assert_memory_equal(m->ram.host + 0x200000, want, sizeof(want));
+		}
+		harness_free(m);
+	}
+}
+
 /* The loop patches the immediate of an instruction of its own block at
  * iteration 100: 100 x 7 + 900 x 42. */
 SNIPPET(jit_smc,
@@ -294,6 +339,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_jit_matches_interpreter),
 		cmocka_unit_test(test_jit_page_fault_precise),
+		cmocka_unit_test(test_jit_sse_moves),
 		cmocka_unit_test(test_jit_self_modifying),
 		cmocka_unit_test(test_jit_timer_interrupt),
 		cmocka_unit_test(test_jit_timer_hlt),

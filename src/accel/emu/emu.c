@@ -500,6 +500,8 @@ void emu_chain(struct emu_cpu *c, const struct insn *i)
 	c->st.blocks++;
 	const struct insn *first = &c->arena[b->start];
 	c->blk_first = first;
+	if (c->jit && !b->jit) /* no compiled code on the stack here: it chains with chain_left 1 */
+		jit_block_entered(c, (struct block *)b);
 	if (b->jit && !(c->rflags & FL_TF)) {
 		c->jit_chain_left = c->chain_left;
 		((jit_fn)b->jit)(c);

@@ -799,7 +799,7 @@ static void greg_store(struct jc *j, unsigned r, unsigned host, unsigned size, b
 enum tpl {
 	T_FALLBACK, T_NOP, T_MOV, T_MOV_IMM, T_LEA, T_ALU, T_INCDEC, T_NOT, T_NEG, T_SHIFT,
 	T_IMUL, T_MOVX, T_CMOV, T_SETCC, T_JCC, T_JMP_INLINE, T_CALL_INLINE, T_JMP, T_CALL,
-	T_RET, T_PUSH, T_POP, T_XCHG, T_CALLI, T_JMPI, T_MULDIV, T_CDQ,
+	T_RET, T_PUSH, T_POP, T_XCHG, T_CALLI, T_JMPI, T_MULDIV, T_CDQ, T_SSEMOV,
 };
 
 /* How an instruction uses the flags, for the liveness pass. */
@@ -830,6 +830,17 @@ static struct tinfo classify(const struct insn *i)
 		return T(T_JMP_INLINE, F_NONE, false, 8);
 	if (i->fn == fast_call_inline)
 		return T(T_CALL_INLINE, F_NONE, true, 8);
+	if (i->map == 1 && !(i->pfx & PFX_LOCK) && (!is_mem(i) || i->asize == 8)) {
+		/* SSE data moves: MOVUPS/MOVUPD/MOVSS/MOVSD, MOVAPS/MOVAPD,
+		 * MOVDQA/MOVDQU (they may fault: #UD, #NM, #GP) */
+		bool p66 = i->pfx & PFX_66, f2 = i->pfx & PFX_F2, f3 = i->pfx & PFX_F3;
+		if ((i->op == 0x10 || i->op == 0x11) && !(f2 && f3) && !(p66 && (f2 || f3)))
+			return T(T_SSEMOV, F_NONE, true, f3 ? 4 : f2 ? 8 : 16);
+		if ((i->op == 0x28 || i->op == 0x29) && !f2 && !f3)
+			return T(T_SSEMOV, F_NONE, true, 16);
+		if ((i->op == 0x6F || i->op == 0x7F) && (p66 != f3) && !f2)
+			return T(T_SSEMOV, F_NONE, true, 16);
+	}
 	if (i->pfx & (PFX_LOCK | PFX_F2 | PFX_F3))
 		return i->map == 0 && i->op == 0x90 && !(i->pfx & (PFX_LOCK | PFX_F2)) && !(i->rex & 1)
 			       ? T(T_NOP, F_NONE, false, 0) /* PAUSE */
@@ -914,6 +925,23 @@ static struct tinfo classify(const struct insn *i)
 			return T(T_JCC, F_READ, false, 8);
 	}
 	return f;
+}
+
+static struct mop XMM(unsigned r)
+{
+	return M(RBX, (int32_t)(offsetof(struct emu_cpu, xmm) + 16 * r));
+}
+
+/* dst = src, size bytes (16 through xmm0, else through rax). */
+static void xmm_copy(struct jc *j, struct mop dst, struct mop src, unsigned size)
+{
+	if (size == 16) {
+		op_m(j, 0xF3, false, 0x0F6F, 0, src); /* movdqu xmm0, src */
+		op_m(j, 0xF3, false, 0x0F7F, 0, dst); /* movdqu dst, xmm0 */
+	} else {
+		host_load(j, RAX, src, size);
+		host_store(j, dst, RAX, size);
+	}
 }
 
 /* rax = the r/m operand (register or memory) of instruction k. */
@@ -1172,6 +1200,53 @@ static void emit_insn(struct jc *j, unsigned k, struct tinfo f)
 		flags_produced(j, k);
 		greg_store(j, R_RAX, RAX, size, true);
 		greg_store(j, R_RDX, RDX, size, true);
+		break;
+	}
+	case T_SSEMOV: {
+		bool st = op == 0x11 || op == 0x29 || op == 0x7F;
+		bool aligned = op == 0x28 || op == 0x29 || ((op == 0x6F || op == 0x7F) && (i->pfx & PFX_66));
+		int miss = new_label(j), after = new_label(j);
+		clobber_flags(j);
+		int fl_miss = j->fl;
+		/* check_sse: CR0.EM or TS set, or CR4.OSFXSR clear: the handler faults */
+		op_m(j, 0, false, 0xF7, 0, CPU(cr0));
+		d4(j, (uint32_t)(X86_CR0_EM | X86_CR0_TS));
+		jcc_to(j, 0x5, miss);
+		op_m(j, 0, false, 0xF7, 0, CPU(cr4));
+		d4(j, (uint32_t)X86_CR4_OSFXSR);
+		jcc_to(j, 0x4, miss);
+		struct mop xr = XMM(i->reg);
+		if (!is_mem(i)) {
+			struct mop xs = XMM(i->rm);
+			xmm_copy(j, st ? xs : xr, st ? xr : xs, size);
+		} else {
+			emit_ea(j, k, true);
+			if (aligned) {
+				b1(j, 0x40); b1(j, 0xF6); b1(j, 0xC6); b1(j, 15); /* test sil, 15 */
+				jcc_to(j, 0x5, miss);
+			}
+			tlb_probe(j, st, size, miss);
+			struct mop hm = { RSI, RDX, 0, 0 };
+			if (st || size == 16) {
+				xmm_copy(j, st ? hm : xr, st ? xr : hm, size);
+			} else { /* MOVSS/MOVSD from memory zero the rest */
+				host_load(j, RAX, hm, size);
+				mov_store(j, xr, RAX);
+				op_m(j, 0, true, 0xC7, 0, M(RBX, xr.disp + 8));
+				d4(j, 0);
+			}
+		}
+		struct cold cs = cold_begin(j);
+		j->fl = fl_miss;
+		bind(j, miss);
+		fallback(j, k);
+		if ((fl_miss & FL_IN_REG) && !(fl_miss & FL_IN_MEM))
+			flags_prepare(j);
+		jmp_to(j, after);
+		int fl_cold = j->fl;
+		cold_end(j, cs);
+		bind(j, after);
+		j->fl = fl_miss & fl_cold;
 		break;
 	}
 	case T_CDQ:
