@@ -99,7 +99,7 @@ static int emu_vcpu_init(struct vcpu *v)
 	c->v = v;
 	c->tlb_gen = 1;
 	if (!emu_no_fast_paths)
-		c->jit = jit_new(); /* XVM_EMU_JIT=1 */
+		c->jit = jit_new(); /* unless XVM_EMU_JIT=0 */
 	v->accel = ev;
 	cpu_reset(c, v->index == 0);
 	c->lapic = lapic_new(v);

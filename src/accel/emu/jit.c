@@ -63,8 +63,8 @@ static bool fallback_profile;
 
 struct jit *jit_new(void)
 {
-	const char *on = getenv("XVM_EMU_JIT");
-	if (!on || strcmp(on, "1") != 0)
+	const char *on = getenv("XVM_EMU_JIT"); /* on unless XVM_EMU_JIT=0 */
+	if (on && strcmp(on, "0") == 0)
 		return NULL;
 	int fd = memfd_create("xvm-jit", MFD_CLOEXEC);
 	if (fd < 0) {

@@ -19,7 +19,7 @@ struct block;
 typedef void (*jit_fn)(struct emu_cpu *c);
 
 #if defined(__x86_64__)
-/* Per-vCPU JIT state, or NULL when XVM_EMU_JIT is not 1 (or the code
+/* Per-vCPU JIT state, or NULL with XVM_EMU_JIT=0 (or when the code
  * memory cannot be mapped: the interpreter then runs alone). */
 struct jit *jit_new(void);
 void jit_free(struct jit *j);
