@@ -46,7 +46,10 @@ struct diff_form {
 enum { DIFF_MEM_M80 = 10, DIFF_MEM_BCD = 11 };
 
 /* Forms of extensions the host may lack are skipped there (no oracle). */
-enum { DIFF_NEEDS_NONE, DIFF_NEEDS_SSSE3, DIFF_NEEDS_SSE41, DIFF_NEEDS_SSE42 };
+/* DIFF_NEEDS_GS: a GS override; GS base is the data area (DIFF_GS_BASE)
+ * on both sides, if the test process could set its own (arch_prctl). */
+enum { DIFF_NEEDS_NONE, DIFF_NEEDS_SSSE3, DIFF_NEEDS_SSE41, DIFF_NEEDS_SSE42, DIFF_NEEDS_GS };
+#define DIFF_GS_BASE 0x10100000UL
 
 const struct diff_form *diff_forms(unsigned *n);
 

@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <asm/prctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -155,12 +157,15 @@ static const uint8_t *pattern_pool(uint8_t fp)
 	return pools[fp];
 }
 
+static bool gs_is_data; /* GS base = DIFF_GS_BASE natively and emulated */
+
 static bool host_has(int needs)
 {
 	switch (needs) {
 	case DIFF_NEEDS_SSSE3: return __builtin_cpu_supports("ssse3");
 	case DIFF_NEEDS_SSE41: return __builtin_cpu_supports("sse4.1");
 	case DIFF_NEEDS_SSE42: return __builtin_cpu_supports("sse4.2");
+	case DIFF_NEEDS_GS: return gs_is_data;
 	default: return true;
 	}
 }
@@ -378,6 +383,9 @@ int main(int argc, char **argv)
 	c->seg[SEG_CS].dpl = 3;
 	c->cpl = 3;
 	uint8_t *gcode = m->ram.host + CODE_ADDR, *gdata = m->ram.host + DATA_ADDR;
+	/* GS overrides relative to the data area (glibc does not use GS) */
+	gs_is_data = syscall(SYS_arch_prctl, ARCH_SET_GS, DIFF_GS_BASE) == 0;
+	c->seg[SEG_GS].base = DIFF_GS_BASE;
 
 	unsigned nforms = 0, failed_forms = 0, skipped = 0;
 	unsigned long cases = 0;

@@ -467,8 +467,15 @@ static void gen_addressing(void)
 	BYTES("cmp [rip-6],cl", 0x38, 0x0D, 0xFA, 0xFF, 0xFF, 0xFF);
 }
 
-/* Prefix handling: segment overrides that 64-bit mode ignores, REX
- * followed by a legacy prefix (REX ignored) or preceded by one, repeated
+static void setup_gs_offsets(uint64_t *gpr)
+{
+	gpr[R_RSI] = 0x100 + diff_rand() % 256;                 /* GS-relative */
+	gpr[R_RDI] = DATA_ADDR + 0x600 + diff_rand() % 256;     /* ES (base 0) */
+}
+
+/* Prefix handling: segment overrides that 64-bit mode ignores, GS with a
+ * base (the data area), REX followed by a legacy prefix (REX ignored) or
+ * preceded by one, repeated
  * prefixes, branch hints, and the 15-byte limit (#GP beyond it). */
 static void gen_prefixes(void)
 {
@@ -480,6 +487,23 @@ static void gen_prefixes(void)
 		emit(f, segs[k]); emit(f, 0x01); emit(f, 0x0B);
 		f = newf("%02x: jnz (hint)", segs[k]);
 		emit(f, segs[k]); emit(f, 0x75); emit(f, 2); emit(f, 0xFF); emit(f, 0xC0);
+	}
+	/* GS overrides: GS base is the data area on both sides (DIFF_NEEDS_GS),
+	 * RSI an offset into it */
+	static const struct { const char *n; uint8_t b[12]; int len; } gs[] = {
+		{ "gs: mov rax,[rsi]", { 0x65, 0x48, 0x8B, 0x06 }, 4 },
+		{ "gs: add [rsi+8],ecx", { 0x65, 0x01, 0x4E, 0x08 }, 4 },
+		{ "gs: lock xadd [rsi],rdx", { 0x65, 0xF0, 0x48, 0x0F, 0xC1, 0x16 }, 6 },
+		{ "gs: movdqu xmm1,[rsi]", { 0x65, 0xF3, 0x0F, 0x6F, 0x0E }, 5 },
+		{ "gs: mov eax,[moffs 0x208]", { 0x65, 0xA1, 0x08, 0x02, 0, 0, 0, 0, 0, 0 }, 10 },
+		{ "gs: movsb (source)", { 0x65, 0xA4 }, 2 },
+		{ "gs: lodsq", { 0x65, 0x48, 0xAD }, 3 },
+	};
+	for (unsigned k = 0; k < sizeof(gs) / sizeof(gs[0]); k++) {
+		struct diff_form *g = bytes_form(gs[k].n, gs[k].b, gs[k].len);
+		g->needs = DIFF_NEEDS_GS;
+		g->setup = setup_gs_offsets;
+		g->df = true;
 	}
 	BYTES("rex.w 66 add eax,ecx (rex ignored)", 0x48, 0x66, 0x01, 0xC8);
 	BYTES("66 rex.w add rax,rcx", 0x66, 0x48, 0x01, 0xC8);
@@ -670,8 +694,35 @@ static void gen_sizes(void)
 	BYTES("66 stmxcsr [rbx]", 0x66, 0x0F, 0xAE, 0x1B);
 }
 
+/* String instructions with 32-bit addresses (67): ESI/EDI/ECX, garbage
+ * in the upper halves of RSI/RDI/RCX, which they ignore and clear. */
+static void setup_string_a32(uint64_t *gpr)
+{
+	setup_string(gpr);
+	gpr[R_RSI] |= diff_rand() << 32;
+	gpr[R_RDI] |= diff_rand() << 32;
+	gpr[R_RCX] |= diff_rand() << 32;
+}
+
+static void gen_strings_a32(void)
+{
+	static const struct { const char *n; uint8_t b[4]; int len; } ops[] = {
+		{ "a32 movsb", { 0x67, 0xA4 }, 2 }, { "a32 rep movsd", { 0x67, 0xF3, 0xA5 }, 3 },
+		{ "a32 rep stosq", { 0x67, 0xF3, 0x48, 0xAB }, 4 }, { "a32 lodsw", { 0x67, 0x66, 0xAD }, 3 },
+		{ "a32 repe cmpsb", { 0x67, 0xF3, 0xA6 }, 3 }, { "a32 repne scasd", { 0x67, 0xF2, 0xAF }, 3 },
+		{ "a32 rep movsb", { 0x67, 0xF3, 0xA4 }, 3 }, { "a32 stosb", { 0x67, 0xAA }, 2 },
+	};
+	for (unsigned k = 0; k < sizeof(ops) / sizeof(ops[0]); k++) {
+		struct diff_form *f = bytes_form(ops[k].n, ops[k].b, ops[k].len);
+		f->setup = setup_string_a32;
+		f->df = true;
+	}
+	BYTES("a32 xlat", 0x67, 0xD7);
+}
+
 void gen_int_more(void)
 {
+	gen_strings_a32();
 	gen_addressing();
 	gen_prefixes();
 	gen_page_cross();
