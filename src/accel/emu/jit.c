@@ -336,6 +336,29 @@ static void call_fn(struct jc *j, const void *fn)
 	b1(j, 0xD0); /* call rax */
 }
 
+/* Out-of-line code goes to the cold section. Emitted while already in
+ * it (a slow path of a slow path), it is jumped over. */
+struct cold {
+	int save, fl, over;
+};
+static struct cold cold_begin(struct jc *j)
+{
+	struct cold s = { j->cur, j->fl, -1 };
+	if (j->cur == 1) {
+		s.over = new_label(j);
+		jmp_to(j, s.over);
+	}
+	j->cur = 1;
+	return s;
+}
+static void cold_end(struct jc *j, struct cold s)
+{
+	if (s.over >= 0)
+		bind(j, s.over);
+	j->cur = s.save;
+	j->fl = s.fl;
+}
+
 /* ------------------------------------------------------------------ */
 /* Guest flags */
 
@@ -381,10 +404,22 @@ static void flags_prepare(struct jc *j)
 		return;
 	if (!j->fl)
 		return;
+	/* eager flags (what compiled code leaves) are read directly; lazy
+	 * ones (the interpreter's) are computed by flags_compute */
+	int lazy = new_label(j), back = new_label(j);
+	op_m(j, 0, false, 0x80, 7, CPU(cc_op)); /* cmp byte [cc_op], CC_EAGER */
+	b1(j, CC_EAGER);
+	jcc_to(j, 0x5, lazy);
+	op_m(j, 0, true, 0x8B, R12, CPU(cc_res));
+	bind(j, back);
+	b1(j, 0x41); b1(j, 0x81); b1(j, 0xE4); d4(j, FL_ARITH); /* and r12d, FL_ARITH */
+	struct cold cs = cold_begin(j);
+	bind(j, lazy);
 	b1(j, 0x48); b1(j, 0x89); b1(j, 0xDF); /* mov rdi, rbx */
 	call_fn(j, (const void *)flags_compute);
 	b1(j, 0x41); b1(j, 0x89); b1(j, 0xC4); /* mov r12d, eax */
-	b1(j, 0x41); b1(j, 0x81); b1(j, 0xE4); d4(j, FL_ARITH);
+	jmp_to(j, back);
+	cold_end(j, cs);
 	j->fl = FL_IN_MEM | FL_IN_REG;
 }
 
@@ -407,29 +442,6 @@ static void flags_to_host(struct jc *j)
 static void flags_produced(struct jc *j, unsigned k)
 {
 	j->fl = j->live_out[k] ? FL_IN_HOST : 0;
-}
-
-/* Out-of-line code goes to the cold section. Emitted while already in
- * it (a slow path of a slow path), it is jumped over. */
-struct cold {
-	int save, fl, over;
-};
-static struct cold cold_begin(struct jc *j)
-{
-	struct cold s = { j->cur, j->fl, -1 };
-	if (j->cur == 1) {
-		s.over = new_label(j);
-		jmp_to(j, s.over);
-	}
-	j->cur = 1;
-	return s;
-}
-static void cold_end(struct jc *j, struct cold s)
-{
-	if (s.over >= 0)
-		bind(j, s.over);
-	j->cur = s.save;
-	j->fl = s.fl;
 }
 
 /* ------------------------------------------------------------------ */
