@@ -40,7 +40,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define JIT_CODE_SIZE (32u << 20) /* per vCPU; XVM_EMU_JIT_CODE_KB for tests */
+#define JIT_CODE_SIZE (64u << 20) /* per vCPU; XVM_EMU_JIT_CODE_KB for tests */
 #define JIT_BLOCK_MAX (48u << 10) /* worst case of one block's code */
 #define JIT_LOOP_BUDGET 256       /* passes through a self-loop per entry */
 
@@ -1523,8 +1523,8 @@ static void *place(struct jit *jt, struct jc *j)
 		dump = getenv("XVM_EMU_JIT_DUMP") ? getenv("XVM_EMU_JIT_DUMP") : "";
 	if (*dump) { /* raw code, for objdump -b binary -m i386:x86-64 -D */
 		FILE *f = fopen(dump, "a");
-		if (f) {
-			fwrite(dst, 1, total, f);
+		if (f) { /* padded: file offsets are code-memory offsets until a reset */
+			fwrite(dst, 1, (total + 15) & ~15u, f);
 			fclose(f);
 		}
 	}
