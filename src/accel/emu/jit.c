@@ -811,7 +811,8 @@ static void greg_store(struct jc *j, unsigned r, unsigned host, unsigned size, b
 enum tpl {
 	T_FALLBACK, T_NOP, T_MOV, T_MOV_IMM, T_LEA, T_ALU, T_INCDEC, T_NOT, T_NEG, T_SHIFT,
 	T_IMUL, T_MOVX, T_CMOV, T_SETCC, T_JCC, T_JMP_INLINE, T_CALL_INLINE, T_JMP, T_CALL,
-	T_RET, T_PUSH, T_POP, T_XCHG, T_CALLI, T_JMPI, T_MULDIV, T_CDQ, T_SSEMOV,
+	T_RET, T_PUSH, T_POP, T_XCHG, T_CALLI, T_JMPI, T_MULDIV, T_CDQ, T_SSEMOV, T_SSEOP,
+	T_BSWAP, T_BITSCAN, T_SHxD, T_BT,
 };
 
 /* How an instruction uses the flags, for the liveness pass. */
@@ -834,6 +835,16 @@ static struct tinfo T(uint8_t t, uint8_t fu, bool mem, unsigned size)
 	return (struct tinfo){ t, fu, mem, (uint8_t)size };
 }
 
+/* 66 0F xx integer operations whose result depends only on the two
+ * operands (no MXCSR, no immediate): unpacks/packs, compares, add/sub
+ * (saturating too), logic, min/max, averages, multiplies, shifts by xmm. */
+static bool sse2_int_op(unsigned op)
+{
+	return (op >= 0x60 && op <= 0x6D) || (op >= 0x74 && op <= 0x76) || (op >= 0xD1 && op <= 0xD5) ||
+	       (op >= 0xD8 && op <= 0xE5 && op != 0xE6) || (op >= 0xE8 && op <= 0xEF) ||
+	       (op >= 0xF1 && op <= 0xF6) || (op >= 0xF8 && op <= 0xFE) || op == 0x70;
+}
+
 /* Which template, if any, runs instruction i (and its operand size). */
 static struct tinfo classify(const struct insn *i)
 {
@@ -852,6 +863,14 @@ static struct tinfo classify(const struct insn *i)
 			return T(T_SSEMOV, F_NONE, true, 16);
 		if ((i->op == 0x6F || i->op == 0x7F) && (p66 != f3) && !f2)
 			return T(T_SSEMOV, F_NONE, true, 16);
+		/* SSE2 integer operations xmm, xmm/m128 (66 prefix alone): the
+		 * host's own instruction on copies; PMOVMSKB, PSHUFD, MOVD/MOVQ */
+		if (p66 && !f2 && !f3 && sse2_int_op(i->op))
+			return T(T_SSEOP, F_NONE, true, 16);
+		if (p66 && !f2 && !f3 && i->op == 0xD7 && !is_mem(i))
+			return T(T_SSEOP, F_NONE, true, 4);
+		if (p66 && !f2 && !f3 && (i->op == 0x6E || i->op == 0x7E))
+			return T(T_SSEOP, F_NONE, true, (i->rex & 8) ? 8 : 4);
 	}
 	if (i->pfx & (PFX_LOCK | PFX_F2 | PFX_F3))
 		return i->map == 0 && i->op == 0x90 && !(i->pfx & (PFX_LOCK | PFX_F2)) && !(i->rex & 1)
@@ -935,6 +954,14 @@ static struct tinfo classify(const struct insn *i)
 			return T(T_SETCC, F_READ, false, 1);
 		if (op >= 0x80 && op <= 0x8F)
 			return T(T_JCC, F_READ, false, 8);
+		if (op >= 0xC8 && op <= 0xCF && v != 2)
+			return T(T_BSWAP, F_NONE, false, v);
+		if ((op == 0xBC || op == 0xBD) && v != 2) /* BSF/BSR (no F3: not TZCNT/LZCNT) */
+			return T(T_BITSCAN, F_KILL, m, v);
+		if ((op == 0xA4 || op == 0xA5 || op == 0xAC || op == 0xAD) && !m && v != 2)
+			return T(T_SHxD, F_PARTIAL, false, v); /* a zero count keeps the flags */
+		if (op == 0xBA && sub == 4 && !m && v != 2)
+			return T(T_BT, F_PARTIAL, false, v);   /* BT r, imm8: CF only */
 	}
 	return f;
 }
@@ -1259,6 +1286,109 @@ static void emit_insn(struct jc *j, unsigned k, struct tinfo f)
 		cold_end(j, cs);
 		bind(j, after);
 		j->fl = fl_miss & fl_cold;
+		break;
+	}
+	case T_SSEOP: {
+		int miss = new_label(j), after = new_label(j);
+		clobber_flags(j);
+		int fl_miss = j->fl;
+		op_m(j, 0, false, 0xF7, 0, CPU(cr0));
+		d4(j, (uint32_t)(X86_CR0_EM | X86_CR0_TS));
+		jcc_to(j, 0x5, miss);
+		op_m(j, 0, false, 0xF7, 0, CPU(cr4));
+		d4(j, (uint32_t)X86_CR4_OSFXSR);
+		jcc_to(j, 0x4, miss);
+		if (op == 0x6E) { /* MOVD/MOVQ xmm, r/m32/64: zero-extended */
+			load_rm(j, k, size);
+			mov_store(j, XMM(i->reg), RAX);
+			op_m(j, 0, true, 0xC7, 0, M(RBX, XMM(i->reg).disp + 8));
+			d4(j, 0);
+		} else if (op == 0x7E) { /* MOVD/MOVQ r/m32/64, xmm */
+			host_load(j, RCX, XMM(i->reg), size);
+			if (is_mem(i)) {
+				emit_ea(j, k, true);
+				tlb_probe(j, true, size, miss); /* a hit: no code page, no slow path */
+				host_store(j, (struct mop){ RSI, RDX, 0, 0 }, RCX, size);
+			} else {
+				greg_store(j, i->rm, RCX, size, true);
+			}
+		} else if (op == 0xD7) { /* PMOVMSKB r32, xmm */
+			op_m(j, 0xF3, false, 0x0F6F, 1, XMM(i->rm)); /* movdqu xmm1, src */
+			b1(j, 0x66); b1(j, 0x0F); b1(j, 0xD7); b1(j, 0xC1); /* pmovmskb eax, xmm1 */
+			greg_store(j, i->reg, RAX, 4, true);
+		} else {
+			if (is_mem(i)) { /* m128: 16-byte aligned (else #GP: the handler) */
+				emit_ea(j, k, true);
+				b1(j, 0x40); b1(j, 0xF6); b1(j, 0xC6); b1(j, 15); /* test sil, 15 */
+				jcc_to(j, 0x5, miss);
+				tlb_probe(j, false, 16, miss);
+				op_m(j, 0xF3, false, 0x0F6F, 1, ((struct mop){ RSI, RDX, 0, 0 }));
+			} else {
+				op_m(j, 0xF3, false, 0x0F6F, 1, XMM(i->rm));
+			}
+			op_m(j, 0xF3, false, 0x0F6F, 0, XMM(i->reg));       /* movdqu xmm0, dst */
+			b1(j, 0x66); b1(j, 0x0F); b1(j, op); b1(j, 0xC1);    /* op xmm0, xmm1 */
+			if (op == 0x70)
+				b1(j, (uint8_t)i->imm);
+			op_m(j, 0xF3, false, 0x0F7F, 0, XMM(i->reg));       /* movdqu dst, xmm0 */
+		}
+		struct cold cs = cold_begin(j);
+		j->fl = fl_miss;
+		bind(j, miss);
+		fallback(j, k);
+		if ((fl_miss & FL_IN_REG) && !(fl_miss & FL_IN_MEM))
+			flags_prepare(j);
+		jmp_to(j, after);
+		int fl_cold = j->fl;
+		cold_end(j, cs);
+		bind(j, after);
+		j->fl = fl_miss & fl_cold;
+		break;
+	}
+	case T_BSWAP: {
+		unsigned r = (op & 7) | ((i->rex & 1) << 3);
+		greg_load(j, RAX, r, size, true);
+		if (size == 8)
+			b1(j, 0x48);
+		b1(j, 0x0F); b1(j, 0xC8); /* bswap eax/rax (the register is in the opcode) */
+		greg_store(j, r, RAX, size, true);
+		break;
+	}
+	case T_BITSCAN:
+		/* the destination goes in too: a zero source leaves it (all 64
+		 * bits, even for a 32-bit operand, as the host does) */
+		load_rm(j, k, size);
+		mov_load(j, RCX, GREG(i->reg)); /* all 64 bits: a zero source keeps them */
+		op_r(j, size == 8, 0x0F00 | op, RCX, RAX);
+		flags_produced(j, k);
+		mov_store(j, GREG(i->reg), RCX);
+		break;
+	case T_SHxD:
+	case T_BT: {
+		bool need_in = j->live_out[k];
+		if (need_in)
+			flags_prepare(j);
+		greg_load(j, RAX, i->rm, size, true);
+		if (f.t == T_SHxD) {
+			greg_load(j, RDX, i->reg, size, true);
+			if (op == 0xA5 || op == 0xAD)
+				op_m(j, 0, false, 0x0FB6, RCX, GREG(R_RCX));
+		}
+		if (need_in)
+			flags_to_host(j);
+		else
+			j->fl &= ~FL_IN_HOST;
+		if (f.t == T_SHxD) {
+			op_r(j, size == 8, 0x0F00 | op, RDX, RAX); /* shld/shrd rax, rdx, imm8/cl */
+			if (op == 0xA4 || op == 0xAC)
+				b1(j, (uint8_t)i->imm);
+		} else {
+			op_r(j, size == 8, 0x0FBA, 4, RAX); /* bt rax, imm8 */
+			b1(j, (uint8_t)i->imm);
+		}
+		flags_produced(j, k);
+		if (f.t == T_SHxD)
+			greg_store(j, i->rm, RAX, size, true);
 		break;
 	}
 	case T_CDQ:
