@@ -64,6 +64,7 @@ void run_usage(void)
 "  XVM_CACHE_DIR=DIR|off   where host-decompressed kernels are kept (default\n"
 "                          ~/.cache/xvm/kernels), or no cache\n"
 "  XVM_EMU_JIT=0|1         software CPU: translate hot code to host code\n"
+"                          (default 1; 0: the interpreter alone)\n"
 "  XVM_EMU_STATS=1         software CPU: counters and a guest time profile\n"
 "                          at exit (XVM_EMU_STATS_DUMP=FILE: raw RIP samples)\n"
 "  XVM_EMU_TRACE=1         software CPU: the last instructions and registers\n"
