@@ -3,6 +3,7 @@
  * middle of a compiled block is precise and resumable; self-modifying code
  * inside a compiled loop runs the new code; a timer interrupt reaches a
  * tight compiled loop; a full code memory starts over and stays right. */
+#if defined(__x86_64__)
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,8 +16,6 @@
 #include "emu_harness.h"
 #include "accel/emu/cpu.h"
 #include "accel/emu/jit.h"
-
-#if defined(__x86_64__)
 
 /* A 64-bit interrupt gate at IDT 0x6000 for VEC to LABEL (rax clobbered). */
 #define GATE(vec, label)                                         \
