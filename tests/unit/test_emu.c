@@ -83,6 +83,39 @@ static void test_self_modifying(void **state)
 	harness_free(m);
 }
 
+/* An instruction across a page boundary is cached as a block of its own,
+ * valid while both pages are: a hot function with `mov $imm32, %eax` at
+ * 0x100FFE (B8 44 | 33 22 11 in the next page, then RET), called 100
+ * times, then the byte at 0x101000 is patched and it is called 100 times
+ * more: the new immediate must be seen. */
+SNIPPET(straddle,
+	".code64\n"
+	"mov $0x100FFE, %r8\n"
+	"xor %ebx, %ebx\n xor %edx, %edx\n xor %ecx, %ecx\n"
+	"1: call *%r8\n add %eax, %ebx\n inc %ecx\n cmp $100, %ecx\n jne 1b\n"
+	"movb $0x55, 0x101000\n"
+	"xor %ecx, %ecx\n"
+	"2: call *%r8\n add %eax, %edx\n inc %ecx\n cmp $100, %ecx\n jne 2b\n"
+	"mov $0, %al\n out %al, $0xf4\n")
+
+static void test_page_crossing_code(void **state)
+{
+	static const uint8_t fn[] = { 0xB8, 0x44, 0x33, 0x22, 0x11, 0xC3 }; /* mov $0x11223344, %eax; ret */
+	struct machine *m = harness_new(64 * MiB, 1);
+	memcpy(m->ram.host + 0x100000, straddle_start, (size_t)(straddle_end - straddle_start));
+	assert_true(straddle_end - straddle_start < 0xFFE);
+	memcpy(m->ram.host + 0x100FFE, fn, sizeof(fn));
+	struct x86_cpu_state s;
+	harness_long_mode(m, &s, 0x100000);
+	assert_int_equal(emu_accel_ops.set_state(&m->vcpus[0], &s), 0);
+	harness_run(m);
+	emu_accel_ops.get_state(&m->vcpus[0], &s);
+	assert_int_equal(m->run_state, VM_STOP_EXIT);
+	assert_int_equal((uint32_t)s.gpr[R_RBX], (uint32_t)(100u * 0x11223344u));
+	assert_int_equal((uint32_t)s.gpr[R_RDX], (uint32_t)(100u * 0x11225544u));
+	harness_free(m);
+}
+
 /* REP MOVSB/STOSB/CMPSB, LOCK XADD, CMPXCHG */
 SNIPPET(strings,
 	".code64\n"
@@ -256,6 +289,7 @@ int main(void)
 		cmocka_unit_test(test_rotate_dead_flags),
 		cmocka_unit_test(test_page_fault),
 		cmocka_unit_test(test_self_modifying),
+		cmocka_unit_test(test_page_crossing_code),
 		cmocka_unit_test(test_strings_atomics),
 		cmocka_unit_test(test_mode_switch),
 	};

@@ -273,6 +273,9 @@ struct block {
 	uint32_t start;        /* index of the first instruction in the arena */
 	uint32_t n;
 	uint32_t page;         /* RAM page index (for the generation check) */
+	/* A lone instruction that crosses into the next page also depends on
+	 * that page's bytes: its RAM page and generation (else BLOCK_ONE_PAGE). */
+	uint32_t page2, gen2;
 	uint32_t hits;         /* entries counted by the JIT (jit.c) */
 	void *jit;             /* its compiled code (a jit_fn), or NULL */
 };
@@ -292,7 +295,8 @@ struct vblock {
 #define VBLOCK_SIZE (1u << VBLOCK_BITS)
 
 #define BLOCK_MAX 48
-#define BLOCK_TABLE_BITS 16
+#define BLOCK_ONE_PAGE UINT32_MAX
+#define BLOCK_TABLE_BITS 18
 #define BLOCK_TABLE_SIZE (1u << BLOCK_TABLE_BITS)
 #define ARENA_INSNS (1u << 19)
 

@@ -338,16 +338,34 @@ static bool ends_block(const struct insn *i)
 	return false;
 }
 
+/* Is the second page of a page-crossing block still what it was? Its
+ * bytes are unchanged (generation) and, when asked, lin's next page still
+ * maps to it (the physical key names only the first page). */
+static inline bool page2_valid(struct emu_cpu *c, const struct block *b, uint64_t lin, bool check_map)
+{
+	if (__builtin_expect(b->page2 == BLOCK_ONE_PAGE, 1))
+		return true;
+	if (b->gen2 != __atomic_load_n(&c->page_gen[b->page2], __ATOMIC_ACQUIRE))
+		return false;
+	if (!check_map)
+		return true;
+	uint64_t gpa2 = fetch_gpa(c, lin_mask(c, (lin | 0xFFF) + 1));
+	return gpa_to_hva(&c->m->ram, gpa2, 1) && ram_page_of(c->m, gpa2) == b->page2;
+}
+
 /* Finds or decodes the block at RIP. *scratch receives a lone
- * instruction that crosses a page or is not in RAM (never cached: its
- * bytes are not covered by one page generation). */
+ * instruction that is not in RAM, or crosses into a page that is not
+ * (never cached). An instruction that crosses into a RAM page is a
+ * block of its own, valid while both pages are (a hot function with an
+ * instruction across a page boundary would otherwise be decoded again
+ * at every call). */
 static const struct block *lookup_block(struct emu_cpu *c, struct block *scratch_blk, struct insn *scratch)
 {
 	uint64_t lin = lin_mask(c, seg_lin(c, SEG_CS, c->rip));
 	uint64_t gpa = fetch_gpa(c, lin);
 	uint64_t key = gpa | ((uint64_t)(c->code64 | (c->code32 << 1)) << 60) | (1ULL << 59);
 	struct block *b = &c->blocks[(gpa ^ (gpa >> BLOCK_TABLE_BITS)) & (BLOCK_TABLE_SIZE - 1)];
-	if (b->key == key && b->gen == code_page_gen(c->m, gpa))
+	if (b->key == key && b->gen == code_page_gen(c->m, gpa) && page2_valid(c, b, lin, true))
 		return b;
 	c->st.decode_blocks++;
 	if (b->key == key)
@@ -367,18 +385,29 @@ static const struct block *lookup_block(struct emu_cpu *c, struct block *scratch
 	uint32_t gen = code_page_gen(c->m, gpa);
 	struct insn *first = &c->arena[c->arena_used];
 	decode_insn(c, first);
+	uint32_t page2 = BLOCK_ONE_PAGE, gen2 = 0;
 	if ((lin & 0xFFF) + first->len > 4096) {
-		*scratch = *first;
-		goto uncached;
+		uint64_t gpa2 = fetch_gpa(c, lin_mask(c, (lin | 0xFFF) + 1)); /* decode_insn read it */
+		if (!gpa_to_hva(&c->m->ram, gpa2, 1)) {
+			*scratch = *first;
+			goto uncached;
+		}
+		/* mark, then decode again: the bytes read are covered by gen2 */
+		code_page_mark(c, gpa2);
+		gen2 = code_page_gen(c->m, gpa2);
+		page2 = ram_page_of(c->m, gpa2);
+		decode_insn(c, first);
 	}
 	b->key = 0;
 	b->jit = NULL;
 	b->hits = 0;
+	b->page2 = page2;
+	b->gen2 = gen2;
 	b->start = c->arena_used;
 	b->n = 1;
 	uint64_t save_rip = c->rip, rip = c->rip + first->len;
 	struct insn *last = first;
-	while (b->n < BLOCK_MAX) {
+	while (page2 == BLOCK_ONE_PAGE && b->n < BLOCK_MAX) {
 		if (ends_block(last)) {
 			/* A direct JMP/CALL to the same page: go on decoding at
 			 * its target (the page generation covers those bytes). */
@@ -457,7 +486,8 @@ static inline const struct block *vblock_hit(struct emu_cpu *c, uint64_t lin)
 	if (__builtin_expect(v->lin == lin && v->ctx == exec_ctx(c), 1)) {
 		const struct block *b = v->b;
 		if (__builtin_expect(b->key == v->key &&
-				     b->gen == __atomic_load_n(&c->page_gen[b->page], __ATOMIC_ACQUIRE), 1))
+				     b->gen == __atomic_load_n(&c->page_gen[b->page], __ATOMIC_ACQUIRE) &&
+				     page2_valid(c, b, lin, false), 1))
 			return b;
 	}
 	return NULL;

@@ -1689,8 +1689,8 @@ void jit_block_entered(struct emu_cpu *c, struct block *b)
 		return; /* could not be compiled */
 	if (++b->hits < jt->threshold)
 		return;
-	if (!c->code64 || b->n == 0) {
-		b->hits = UINT32_MAX;
+	if (!c->code64 || b->n == 0 || b->page2 != BLOCK_ONE_PAGE) {
+		b->hits = UINT32_MAX; /* a page-crossing instruction: its links would check one page */
 		return;
 	}
 	if (!jt->jc)
