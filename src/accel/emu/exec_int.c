@@ -436,6 +436,22 @@ static void op_popa(struct emu_cpu *c, const struct insn *i)
 	set_sp(c, sp + 8 * s);
 }
 
+/* BOUND r16/32, m16&16 / m32&32: #BR (a fault) when the signed index is
+ * below the lower bound (at the operand) or above the upper one (next to
+ * it). Not in 64-bit mode (62 is EVEX there); a register operand is #UD. */
+static void op_bound(struct emu_cpu *c, const struct insn *i)
+{
+	if (c->code64 || i->mod == 3)
+		raise_ud(c);
+	unsigned s = i->osize;
+	uint64_t ea = insn_ea(c, i);
+	int64_t lower = (int64_t)sx(mem_read(c, i->seg, ea, s), s);
+	int64_t upper = (int64_t)sx(mem_read(c, i->seg, ea + s, s), s);
+	int64_t index = (int64_t)sx(reg_read(c, i->reg, s, 0), s);
+	if (index < lower || index > upper)
+		raise_exc(c, EXC_BR);
+}
+
 static void op_movsxd_arpl(struct emu_cpu *c, const struct insn *i)
 {
 	if (c->code64) {
@@ -1052,6 +1068,7 @@ void exec_int_init(void)
 		op_table1[k] = op_pop_r;
 	op_table1[0x60] = op_pusha;
 	op_table1[0x61] = op_popa;
+	op_table1[0x62] = op_bound;
 	op_table1[0x63] = op_movsxd_arpl;
 	op_table1[0x68] = op_table1[0x6A] = op_push_imm;
 	op_table1[0x69] = op_table1[0x6B] = op_imul_imm;
