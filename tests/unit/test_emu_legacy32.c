@@ -792,6 +792,68 @@ static void test_far_call_jmp(void **state)
 	harness_free(m);
 }
 
+/* ---- real mode: the 16-bit default operand size -------------------------
+ * Code at 1000:0000, SS:SP 0000:6000, the IVT sending vector v to
+ * 0000:(7000 + 4v) (the same stubs). */
+static struct machine *real_new(const uint8_t *start, const uint8_t *end, struct x86_cpu_state *s)
+{
+	struct machine *m = harness_new(8 * MiB, 1);
+	uint8_t *h = m->ram.host;
+	memcpy(h + 0x10000, start, (size_t)(end - start));
+	for (unsigned v = 0; v < 256; v++) {
+		uint16_t stub = (uint16_t)(0x7000 + 4 * v), ivt[2] = { stub, 0 };
+		uint8_t code[4] = { 0xB0, (uint8_t)v, 0xE6, 0xF4 };
+		memcpy(h + stub, code, 4);
+		memcpy(h + 4 * v, ivt, 4);
+	}
+	x86_reset_state(s, true);
+	s->seg[SEG_CS].selector = 0x1000;
+	s->seg[SEG_CS].base = 0x10000;
+	s->rip = 0;
+	s->gpr[R_RSP] = 0x6000;
+	return m;
+}
+
+/* PUSHA (16-bit default), POP DS (base = selector * 16), LES m16:16, far
+ * CALL ptr16:16 to 1001:(target - 0x10), then ARPL: "#UD The ARPL
+ * instruction is not recognized in real-address mode." */
+SNIPPET(realmode, ".code16\n"
+	"mov $0x1111, %ax\n mov $0x2222, %cx\n mov $0x3333, %dx\n mov $0x4444, %bx\n"
+	"mov $0x5555, %bp\n mov $0x6666, %si\n mov $0x7777, %di\n pusha\n"
+	"push $0x3000\n pop %ds\n les 0x10, %bx\n"
+	"lcall $0x1001, $(realmode_tgt - realmode_start - 0x10)\n .globl realmode_ret\n realmode_ret: hlt\n"
+	"realmode_tgt: mov %cs, %cx\n mov %sp, %bp\n"
+	".globl realmode_arpl\n realmode_arpl: arpl %cx, %ax\n" EXIT_DONE)
+extern const uint8_t realmode_arpl[], realmode_ret[];
+
+static void test_real_mode(void **state)
+{
+	struct x86_cpu_state s;
+	struct machine *m = real_new(realmode_start, realmode_end, &s);
+	wr16(m, 0x30010, 0xBEEF);
+	wr16(m, 0x30012, 0x2345);
+	assert_int_equal(pm32_run(m, &s), 6 /* #UD at the ARPL */);
+	static const uint16_t pushed[8] = { 0x1111, 0x2222, 0x3333, 0x4444, 0x6000, 0x5555, 0x6666, 0x7777 };
+	for (unsigned k = 0; k < 8; k++)
+		assert_int_equal(rd16(m, 0x6000 - 2 * (k + 1)), pushed[k]);
+	assert_int_equal(s.seg[SEG_DS].selector, 0x3000);
+	assert_int_equal(s.seg[SEG_DS].base, 0x30000);
+	assert_int_equal(s.gpr[R_RBX] & 0xFFFF, 0xBEEF);
+	assert_int_equal(s.seg[SEG_ES].selector, 0x2345);
+	assert_int_equal(s.seg[SEG_ES].base, 0x23450);
+	/* the far CALL pushed CS then IP (words) below the PUSHA frame */
+	uint32_t sp = 0x6000 - 16;
+	assert_int_equal(rd16(m, sp - 2), 0x1000);
+	assert_int_equal(rd16(m, sp - 4), realmode_ret - realmode_start);
+	assert_int_equal(s.gpr[R_RCX] & 0xFFFF, 0x1001);
+	assert_int_equal(s.gpr[R_RBP] & 0xFFFF, sp - 4);
+	/* the #UD frame: IP of the ARPL (in segment 1001), CS 1001 */
+	uint32_t fsp = (uint32_t)(s.gpr[R_RSP] & 0xFFFF);
+	assert_int_equal(rd16(m, fsp), (realmode_arpl - realmode_start) - 0x10);
+	assert_int_equal(rd16(m, fsp + 2), 0x1001);
+	harness_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -814,6 +876,7 @@ int main(void)
 		cmocka_unit_test(test_inc_dec_r),
 		cmocka_unit_test(test_grp82),
 		cmocka_unit_test(test_far_call_jmp),
+		cmocka_unit_test(test_real_mode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
