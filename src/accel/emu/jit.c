@@ -1024,6 +1024,24 @@ static int cold_fallback(struct jc *j, unsigned k)
 	return l;
 }
 
+/* The cold path of a template that can decline at run time (label miss,
+ * e.g. SSE disabled or a misaligned operand): the interpreter's handler,
+ * then back to after. fl_miss: where the flags were at the miss. */
+static void fallback_on_miss(struct jc *j, unsigned k, int miss, int after, int fl_miss)
+{
+	struct cold cs = cold_begin(j);
+	j->fl = fl_miss;
+	bind(j, miss);
+	fallback(j, k);
+	if ((fl_miss & FL_IN_REG) && !(fl_miss & FL_IN_MEM))
+		flags_prepare(j);
+	jmp_to(j, after);
+	int fl_cold = j->fl;
+	cold_end(j, cs);
+	bind(j, after);
+	j->fl = fl_miss & fl_cold;
+}
+
 /* Leaves towards the block's RIP + target (a taken branch of instruction
  * k): back to the top when it is the block itself, else out. */
 static void branch_out(struct jc *j, unsigned k, int64_t target)
@@ -1275,17 +1293,7 @@ static void emit_insn(struct jc *j, unsigned k, struct tinfo f)
 				d4(j, 0);
 			}
 		}
-		struct cold cs = cold_begin(j);
-		j->fl = fl_miss;
-		bind(j, miss);
-		fallback(j, k);
-		if ((fl_miss & FL_IN_REG) && !(fl_miss & FL_IN_MEM))
-			flags_prepare(j);
-		jmp_to(j, after);
-		int fl_cold = j->fl;
-		cold_end(j, cs);
-		bind(j, after);
-		j->fl = fl_miss & fl_cold;
+		fallback_on_miss(j, k, miss, after, fl_miss);
 		break;
 	}
 	case T_SSEOP: {
@@ -1332,17 +1340,7 @@ static void emit_insn(struct jc *j, unsigned k, struct tinfo f)
 				b1(j, (uint8_t)i->imm);
 			op_m(j, 0xF3, false, 0x0F7F, 0, XMM(i->reg));       /* movdqu dst, xmm0 */
 		}
-		struct cold cs = cold_begin(j);
-		j->fl = fl_miss;
-		bind(j, miss);
-		fallback(j, k);
-		if ((fl_miss & FL_IN_REG) && !(fl_miss & FL_IN_MEM))
-			flags_prepare(j);
-		jmp_to(j, after);
-		int fl_cold = j->fl;
-		cold_end(j, cs);
-		bind(j, after);
-		j->fl = fl_miss & fl_cold;
+		fallback_on_miss(j, k, miss, after, fl_miss);
 		break;
 	}
 	case T_BSWAP: {
