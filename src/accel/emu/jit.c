@@ -293,6 +293,14 @@ static void op_m(struct jc *j, unsigned pfx, bool w, uint32_t opc, unsigned reg,
 	b1(j, opc & 0xFF);
 	modrm_mem(j, reg, m);
 }
+
+/* cmp byte [m], 0 (dword: the 32-bit int at m); jne l. Clobbers the host flags. */
+static void jnz_field(struct jc *j, bool dword, struct mop m, int l)
+{
+	op_m(j, 0, false, dword ? 0x83 : 0x80, 7, m);
+	b1(j, 0);
+	jcc_to(j, 0x5, l);
+}
 /* op reg, rm (both registers). */
 static void op_r(struct jc *j, bool w, uint32_t opc, unsigned reg, unsigned rm)
 {
@@ -525,18 +533,10 @@ static void exit_link(struct jc *j, const struct insn *i)
 	op_m(j, 0, false, 0x83, 5, CPU(jit_chain_left));          /* sub dword [chain_left], 1 */
 	b1(j, 1);
 	jcc_to(j, 0x4, plain);
-	op_m(j, 0, false, 0x80, 7, CPU(block_end));
-	b1(j, 0);
-	jcc_to(j, 0x5, plain);
-	op_m(j, 0, false, 0x83, 7, CPU(pending));
-	b1(j, 0);
-	jcc_to(j, 0x5, plain);
-	op_m(j, 0, false, 0x80, 7, CPU(irq_pending));
-	b1(j, 0);
-	jcc_to(j, 0x5, plain);
-	op_m(j, 0, false, 0x80, 7, CPU(int_shadow)); /* after STI/MOV SS: the loop's event check */
-	b1(j, 0);
-	jcc_to(j, 0x5, plain);
+	jnz_field(j, false, CPU(block_end), plain);
+	jnz_field(j, true, CPU(pending), plain);
+	jnz_field(j, false, CPU(irq_pending), plain);
+	jnz_field(j, false, CPU(int_shadow), plain); /* after STI/MOV SS: the loop's event check */
 	op_m(j, 0, false, 0xF6, 0, M(RBX, (int32_t)offsetof(struct emu_cpu, rflags) + 1)); /* test TF */
 	b1(j, FL_TF >> 8);
 	jcc_to(j, 0x5, plain);
@@ -604,9 +604,7 @@ static void fallback(struct jc *j, unsigned k)
 	lea(j, RAX, M(R13, (int32_t)noff));
 	op_m(j, 0, true, 0x39, RAX, CPU(next_rip)); /* cmp [next_rip], rax */
 	jcc_to(j, 0x5, out);
-	op_m(j, 0, false, 0x80, 7, CPU(block_end)); /* cmp byte [block_end], 0 */
-	b1(j, 0);
-	jcc_to(j, 0x5, out);
+	jnz_field(j, false, CPU(block_end), out);
 	j->fl = FL_IN_MEM;
 	struct cold cs = cold_begin(j);
 	bind(j, out);
@@ -756,9 +754,7 @@ static void store(struct jc *j, unsigned k, unsigned size)
 static void check_block_end(struct jc *j, unsigned k)
 {
 	int out = new_label(j);
-	op_m(j, 0, false, 0x80, 7, CPU(block_end));
-	b1(j, 0);
-	jcc_to(j, 0x5, out);
+	jnz_field(j, false, CPU(block_end), out);
 	struct cold cs = cold_begin(j);
 	bind(j, out);
 	exit_rel(j, &j->first[k], j->off[k + 1]);
@@ -1050,15 +1046,9 @@ static void branch_out(struct jc *j, unsigned k, int64_t target)
 	flags_to_mem(j);
 	if (target == 0) {
 		int out = new_label(j);
-		op_m(j, 0, false, 0x83, 7, CPU(pending)); /* cmp dword [pending], 0 */
-		b1(j, 0);
-		jcc_to(j, 0x5, out);
-		op_m(j, 0, false, 0x80, 7, CPU(irq_pending));
-		b1(j, 0);
-		jcc_to(j, 0x5, out);
-		op_m(j, 0, false, 0x80, 7, CPU(block_end));
-		b1(j, 0);
-		jcc_to(j, 0x5, out);
+		jnz_field(j, true, CPU(pending), out);
+		jnz_field(j, false, CPU(irq_pending), out);
+		jnz_field(j, false, CPU(block_end), out);
 		b1(j, 0x41); b1(j, 0xFF); b1(j, 0xCF); /* dec r15d */
 		jcc_to(j, 0x4, out);
 		op_m(j, 0, true, 0x81, 0, CPU(icount)); /* add qword [icount], k + 1 */
