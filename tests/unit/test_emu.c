@@ -84,12 +84,13 @@ static void test_self_modifying(void **state)
 }
 
 /* An instruction across a page boundary is cached as a block of its own,
- * valid while both pages are: a hot function with `mov $imm32, %eax` at
- * 0x100FFE (B8 44 | 33 22 11 in the next page, then RET), called 100
- * times, then the byte at 0x101000 is patched and it is called 100 times
- * more: the new immediate must be seen. */
+ * valid while both pages are: the snippet writes a function at 0x100FFE,
+ * `mov $0x11223344, %eax; ret` (B8 44 | 33 22 11 C3 in the next page),
+ * calls it 100 times, patches the byte at 0x101000 and calls it 100
+ * times more: the new immediate must be seen. */
 SNIPPET(straddle,
 	".code64\n"
+	"mov $0x0000C311223344B8, %rax\n mov %rax, 0x100FFE\n"
 	"mov $0x100FFE, %r8\n"
 	"xor %ebx, %ebx\n xor %edx, %edx\n xor %ecx, %ecx\n"
 	"1: call *%r8\n add %eax, %ebx\n inc %ecx\n cmp $100, %ecx\n jne 1b\n"
@@ -100,16 +101,9 @@ SNIPPET(straddle,
 
 static void test_page_crossing_code(void **state)
 {
-	static const uint8_t fn[] = { 0xB8, 0x44, 0x33, 0x22, 0x11, 0xC3 }; /* mov $0x11223344, %eax; ret */
-	struct machine *m = harness_new(64 * MiB, 1);
-	memcpy(m->ram.host + 0x100000, straddle_start, (size_t)(straddle_end - straddle_start));
 	assert_true(straddle_end - straddle_start < 0xFFE);
-	memcpy(m->ram.host + 0x100FFE, fn, sizeof(fn));
 	struct x86_cpu_state s;
-	harness_long_mode(m, &s, 0x100000);
-	assert_int_equal(emu_accel_ops.set_state(&m->vcpus[0], &s), 0);
-	harness_run(m);
-	emu_accel_ops.get_state(&m->vcpus[0], &s);
+	struct machine *m = harness_run_long(straddle_start, straddle_end, &s);
 	assert_int_equal(m->run_state, VM_STOP_EXIT);
 	assert_int_equal((uint32_t)s.gpr[R_RBX], (uint32_t)(100u * 0x11223344u));
 	assert_int_equal((uint32_t)s.gpr[R_RDX], (uint32_t)(100u * 0x11225544u));
