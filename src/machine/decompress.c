@@ -131,7 +131,10 @@ static int unxz(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t 
 	return unxz_flags(in, len, out, max, n, why, 0);
 }
 
-static int unzstd(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *n, const char **why)
+/* The first zstd frame (a kernel payload may have data after it), or
+ * with all_frames every frame of the input (a concatenated initrd). */
+static int unzstd_frames(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *n,
+			 const char **why, bool all_frames)
 {
 	ZSTD_DStream *d = ZSTD_createDStream();
 	if (!d) {
@@ -142,22 +145,31 @@ static int unzstd(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_
 	ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, 31);
 	ZSTD_inBuffer ib = { in, len, 0 };
 	ZSTD_outBuffer ob = { out, max, 0 };
-	size_t r;
-	do {
+	size_t r = 1;
+	while (ib.pos < ib.size && (all_frames || r != 0)) {
+		size_t before_in = ib.pos, before_out = ob.pos;
 		r = ZSTD_decompressStream(d, &ob, &ib);
 		if (ZSTD_isError(r)) {
 			*why = "corrupt zstd data";
 			ZSTD_freeDStream(d);
 			return -EINVAL;
 		}
-	} while (r != 0 && ib.pos < ib.size && ob.pos < ob.size);
+		if (ib.pos == before_in && ob.pos == before_out)
+			break; /* output full: no progress */
+	}
 	ZSTD_freeDStream(d);
 	*n = ob.pos;
-	if (r != 0) {
-		*why = "output larger than announced or input truncated";
+	if (r != 0 || (all_frames && ib.pos < ib.size)) {
+		*why = all_frames ? "output larger than the room for it, or input truncated"
+				  : "output larger than announced or input truncated";
 		return -EINVAL;
 	}
 	return 0;
+}
+
+static int unzstd(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *n, const char **why)
+{
+	return unzstd_frames(in, len, out, max, n, why, false);
 }
 
 /* The kernel's lz4 payload is the legacy format: a magic, then blocks of
@@ -263,33 +275,7 @@ static int unxz_all(const uint8_t *in, size_t len, uint8_t *out, size_t max, siz
 
 static int unzstd_all(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *n, const char **why)
 {
-	ZSTD_DStream *d = ZSTD_createDStream();
-	if (!d) {
-		*why = "libzstd init failed";
-		return -ENOMEM;
-	}
-	ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, 31);
-	ZSTD_inBuffer ib = { in, len, 0 };
-	ZSTD_outBuffer ob = { out, max, 0 };
-	size_t r = 1;
-	while (ib.pos < ib.size) {
-		size_t before_in = ib.pos, before_out = ob.pos;
-		r = ZSTD_decompressStream(d, &ob, &ib);
-		if (ZSTD_isError(r)) {
-			*why = "corrupt zstd data";
-			ZSTD_freeDStream(d);
-			return -EINVAL;
-		}
-		if (ib.pos == before_in && ob.pos == before_out)
-			break; /* output full: no progress */
-	}
-	ZSTD_freeDStream(d);
-	*n = ob.pos;
-	if (r != 0 || ib.pos < ib.size) {
-		*why = "output larger than the room for it, or input truncated";
-		return -EINVAL;
-	}
-	return 0;
+	return unzstd_frames(in, len, out, max, n, why, true);
 }
 
 /* The lz4 frame format (lz4(1)'s default), concatenated frames too. */
